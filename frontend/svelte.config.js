@@ -1,0 +1,2 @@
+// Svelte 5 defaults: runes, plain JavaScript, no preprocessing.
+export default {};
