@@ -2,9 +2,7 @@ package server
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -13,39 +11,20 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+
+	"pow.do/shared/blossom"
 )
 
-// maxAuthHeader bounds the Authorization header we decode (a token is a few hundred bytes).
-const maxAuthHeader = 8 << 10
-
 // parseNostrAuth decodes "Authorization: Nostr <base64 event JSON>" as BUD-11 and NIP-98
-// use it. BUD-11 now says unpadded base64url; older clients send padded standard base64:
-// both are accepted, and the event's id and signature are verified.
+// use it (unpadded base64url or padded standard base64) and verifies the event's id and
+// signature.
 func parseNostrAuth(header string) (*nostr.Event, error) {
 	if header == "" {
 		return nil, fmt.Errorf("missing Authorization header")
 	}
-	if len(header) > maxAuthHeader {
-		return nil, fmt.Errorf("Authorization header longer than %d bytes", maxAuthHeader)
-	}
-	scheme, payload, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Nostr") {
-		return nil, fmt.Errorf("Authorization scheme must be Nostr")
-	}
-	payload = strings.TrimSpace(payload)
-	var raw []byte
-	var err error
-	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
-		if raw, err = enc.DecodeString(payload); err == nil {
-			break
-		}
-	}
+	ev, err := blossom.ParseAuthHeader(header)
 	if err != nil {
-		return nil, fmt.Errorf("Authorization token is not base64")
-	}
-	var ev nostr.Event
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		return nil, fmt.Errorf("Authorization token is not an event: %w", err)
+		return nil, err
 	}
 	if !ev.CheckID() {
 		return nil, fmt.Errorf("Authorization event id is wrong")
