@@ -44,13 +44,13 @@ else
 fi
 
 # npm ci only when node_modules is missing or older than the lockfile.
-for dir in frontend interop; do
-  [ -f "$dir/package-lock.json" ] || continue
+while IFS= read -r lock; do
+  dir=$(dirname "$lock")
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     say "npm ci in $dir"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   else
     say "$dir/node_modules up to date"
   fi
-done
+done < <(git ls-files '*package-lock.json' 2>/dev/null || find . -name package-lock.json -not -path '*/node_modules/*')
 say "done"
