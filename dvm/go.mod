@@ -81,3 +81,5 @@ require (
 replace pow.do/shared => ../shared
 
 replace pow.do/relay => ../relay
+
+replace github.com/fiatjaf/khatru => ../relay/third_party/khatru

@@ -10,3 +10,5 @@ echo "== tracker UI under wails dev (Xvfb)"
 (cd frontend && npm run --silent e2e)
 echo "== tracker: the real built window under Xvfb"
 (cd frontend && npm run --silent e2e:window)
+echo "== work diary in Chromium"
+(cd dvm/diary/e2e && node --test diary.test.mjs)

@@ -25,10 +25,11 @@ import (
 	"pow.do/app/engineapi"
 	"pow.do/app/keys"
 	"pow.do/app/publisher"
-	"pow.do/app/publisher/relayconn"
 	"pow.do/shared/giftwrap"
 	"pow.do/shared/invite"
+	"pow.do/shared/nip86"
 	"pow.do/shared/proto"
+	"pow.do/shared/relayconn"
 )
 
 // ConfigName is the pairing file inside the data directory.
@@ -201,7 +202,7 @@ func claim(ctx context.Context, hc *http.Client, inv invite.Link, pk string, log
 	ok := 0
 	for _, r := range inv.Relays {
 		cctx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
-		_, err := Call(cctx, hc, r, inv.Secret, "claiminvite", pk)
+		err := (&nip86.Client{SecretKey: inv.Secret, HTTP: hc}).ClaimInvite(cctx, r, pk)
 		cancel()
 		if err != nil {
 			log.Warn("claiminvite refused", "relay", r, "err", err)
@@ -220,7 +221,7 @@ func claim(ctx context.Context, hc *http.Client, inv invite.Link, pk string, log
 }
 
 func claimProblem(err error) error {
-	var re *RPCError
+	var re *nip86.RPCError
 	if !errors.As(err, &re) {
 		return engineapi.Fail(engineapi.ProblemInternal, "cannot claim the invite", "", err)
 	}
@@ -284,18 +285,21 @@ func sendJoinRequest(ctx context.Context, inv invite.Link, sk, pk string, opts O
 		}
 		conns = append(conns, c)
 		// Subscribe before publishing so a fast DVM's catalogue cannot slip past.
-		sub, err := c.Subscribe(ctx, nostr.Filter{Kinds: []int{proto.KindGiftWrap}, Tags: nostr.TagMap{"p": {pk}}, Since: &since})
+		sub, err := c.Subscribe(ctx, "join", nostr.Filter{Kinds: []int{proto.KindGiftWrap}, Tags: nostr.TagMap{"p": {pk}}, Since: &since})
 		if err == nil {
+			// Ends when the connection closes (on return) or the relay closes the REQ.
 			go func() {
 				for {
+					ev, eose, err := sub.Next(ctx)
+					if err != nil {
+						return
+					}
+					if eose {
+						continue
+					}
 					select {
-					case ev := <-sub.Events:
-						select {
-						case events <- ev:
-						case <-c.Done():
-							return
-						}
-					case <-sub.Closed:
+					case events <- *ev:
+					case <-c.Done():
 						return
 					}
 				}

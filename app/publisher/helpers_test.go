@@ -17,9 +17,9 @@ import (
 
 	"pow.do/app/outbox"
 	"pow.do/app/publisher/fakedvm"
-	"pow.do/app/publisher/relayconn"
 	"pow.do/app/publisher/relayproc"
 	"pow.do/shared/proto"
+	"pow.do/shared/relayconn"
 )
 
 var relayBin string

@@ -10,9 +10,9 @@ import (
 
 	"pow.do/app/engineapi"
 	"pow.do/app/outbox"
-	"pow.do/app/publisher/relayconn"
 	"pow.do/shared/giftwrap"
 	"pow.do/shared/proto"
+	"pow.do/shared/relayconn"
 )
 
 const (
@@ -85,30 +85,27 @@ func (p *Publisher) listenOnce(ctx context.Context, relay string) error {
 	since := nostr.Timestamp(from.Add(-WrapBackdate).Unix())
 	subscribedAt := p.now()
 	filter := nostr.Filter{Kinds: []int{proto.KindGiftWrap}, Tags: nostr.TagMap{"p": {p.pk}}, Since: &since, Limit: pageLimit}
-	sub, err := c.Subscribe(ctx, filter)
+	sub, err := c.Subscribe(ctx, "receipts", filter)
 	if err != nil {
 		return err
 	}
-	defer sub.Unsubscribe()
+	defer sub.Close()
 
 	stored := 0
 	oldest := nostr.Timestamp(0)
-	eose := sub.EOSE
-	tick := time.NewTicker(cursorEvery)
-	defer tick.Stop()
 	live := false
+	moved := time.Now()
 	for {
-		select {
-		case ev := <-sub.Events:
-			if eose != nil {
-				stored++
-				if oldest == 0 || ev.CreatedAt < oldest {
-					oldest = ev.CreatedAt
-				}
+		// Wait at most cursorEvery, so a quiet relay still moves the cursor.
+		wait, cancel := context.WithTimeout(ctx, cursorEvery)
+		ev, eose, err := sub.Next(wait)
+		quiet := wait.Err() != nil
+		cancel()
+		switch {
+		case err == nil && eose:
+			if live {
+				continue
 			}
-			p.handleWrap(ctx, ev)
-		case <-eose:
-			eose = nil
 			if stored >= pageLimit {
 				// More stored than one page: page backwards before trusting the cursor.
 				if err := p.page(ctx, c, filter, oldest); err != nil {
@@ -116,6 +113,7 @@ func (p *Publisher) listenOnce(ctx context.Context, relay string) error {
 				}
 			}
 			live = true
+			moved = time.Now()
 			p.setRelay(relay, engineapi.EndpointConnected, "", false)
 			if err := p.ob.SetCursor(ctx, relay, subscribedAt.Add(-cursorSlack)); err != nil {
 				p.log.Error("outbox write failed", "err", err)
@@ -123,25 +121,27 @@ func (p *Publisher) listenOnce(ctx context.Context, relay string) error {
 			if _, err := p.ob.PruneWraps(ctx, subscribedAt.Add(-WrapBackdate-24*time.Hour)); err != nil {
 				p.log.Error("outbox write failed", "err", err)
 			}
-		case <-tick.C:
-			if live {
-				if err := p.ob.SetCursor(ctx, relay, p.now().Add(-cursorSlack)); err != nil {
-					p.log.Error("outbox write failed", "err", err)
+		case err == nil:
+			if !live {
+				stored++
+				if oldest == 0 || ev.CreatedAt < oldest {
+					oldest = ev.CreatedAt
 				}
 			}
-		case <-sub.Closed:
-			// Process what arrived before the end, then report why it ended.
-			for drained := false; !drained; {
-				select {
-				case ev := <-sub.Events:
-					p.handleWrap(ctx, ev)
-				default:
-					drained = true
-				}
-			}
-			return sub.Err()
-		case <-ctx.Done():
+			p.handleWrap(ctx, *ev)
+		case ctx.Err() != nil:
 			return ctx.Err()
+		case quiet:
+		default:
+			// The subscription ended after everything received was handled: a
+			// *relayconn.Refusal (CLOSED) or why the connection ended.
+			return err
+		}
+		if live && time.Since(moved) >= cursorEvery {
+			moved = time.Now()
+			if err := p.ob.SetCursor(ctx, relay, p.now().Add(-cursorSlack)); err != nil {
+				p.log.Error("outbox write failed", "err", err)
+			}
 		}
 	}
 }
@@ -151,40 +151,28 @@ func (p *Publisher) page(ctx context.Context, c *relayconn.Conn, f nostr.Filter,
 	for pages := 0; pages < 1000; pages++ {
 		u := until
 		f.Until = &u
-		sub, err := c.Subscribe(ctx, f)
+		sub, err := c.Subscribe(ctx, "page", f)
 		if err != nil {
 			return err
 		}
 		n := 0
 		oldest := until
-	read:
 		for {
-			select {
-			case ev := <-sub.Events:
-				n++
-				if ev.CreatedAt < oldest {
-					oldest = ev.CreatedAt
-				}
-				p.handleWrap(ctx, ev)
-			case <-sub.EOSE:
-				break read
-			case <-sub.Closed:
-				return sub.Err()
-			case <-ctx.Done():
-				return ctx.Err()
+			ev, eose, err := sub.Next(ctx)
+			if err != nil {
+				sub.Close()
+				return err
 			}
-		}
-		// Drain what raced with EOSE.
-		for drained := false; !drained; {
-			select {
-			case ev := <-sub.Events:
-				n++
-				p.handleWrap(ctx, ev)
-			default:
-				drained = true
+			if eose {
+				break
 			}
+			n++
+			if ev.CreatedAt < oldest {
+				oldest = ev.CreatedAt
+			}
+			p.handleWrap(ctx, *ev)
 		}
-		sub.Unsubscribe()
+		sub.Close()
 		if n < f.Limit || oldest == until {
 			return nil
 		}

@@ -31,9 +31,9 @@ import (
 
 	"pow.do/app/engineapi"
 	"pow.do/app/outbox"
-	"pow.do/app/publisher/relayconn"
 	"pow.do/shared/blossom"
 	"pow.do/shared/proto"
+	"pow.do/shared/relayconn"
 )
 
 // Defaults for Config.

@@ -10,10 +10,10 @@ import (
 
 	"pow.do/app/engineapi"
 	"pow.do/app/outbox"
-	"pow.do/app/publisher/relayconn"
 	"pow.do/shared/blossom"
 	"pow.do/shared/giftwrap"
 	"pow.do/shared/proto"
+	"pow.do/shared/relayconn"
 )
 
 // Timer bounds for the send loop: never spin, and look again at least once a minute

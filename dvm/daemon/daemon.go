@@ -26,6 +26,7 @@ import (
 	"pow.do/dvm/store"
 	"pow.do/dvm/store/sqlite"
 	"pow.do/shared/blossom"
+	"pow.do/shared/nip86"
 	"pow.do/shared/proto"
 )
 
@@ -103,7 +104,7 @@ func New(cfg Config, opts Options) (*Daemon, error) {
 	if cat == nil {
 		cat = StaticCatalogue{Projects: cfg.Projects, Activities: cfg.Activities, Policy: cfg.Policy, Names: d.workerName}
 	}
-	d.roster = &roster.Manager{Store: d.st, Admin: &roster.Admin{SecretKey: sk}, Relays: cfg.Relays,
+	d.roster = &roster.Manager{Store: d.st, Admin: &nip86.Client{SecretKey: sk}, Relays: cfg.Relays,
 		Blossoms: cfg.Blossoms, SecretKey: sk, Log: log, Now: now}
 	d.proc = &ingest.Processor{
 		SecretKey: sk,

@@ -18,6 +18,7 @@ import (
 	"pow.do/dvm/roster"
 	"pow.do/dvm/store"
 	"pow.do/shared/invite"
+	"pow.do/shared/nip86"
 	"pow.do/shared/proto"
 )
 
@@ -343,7 +344,7 @@ func TestInviteAndJoin(t *testing.T) {
 		t.Fatalf("link %s", link.Redacted())
 	}
 	bob := NewKey()
-	if _, err := (&roster.Admin{SecretKey: link.Secret}).Call(ctx, link.Relays[0], "claiminvite", bob.PK); err != nil {
+	if err := (&nip86.Client{SecretKey: link.Secret}).ClaimInvite(ctx, link.Relays[0], bob.PK); err != nil {
 		t.Fatalf("claim invite: %v", err)
 	}
 	tb := NewTracker(t, w.relay, bob, w.dvm.PK)

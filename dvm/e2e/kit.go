@@ -30,7 +30,6 @@ import (
 
 	"github.com/nbd-wtf/go-nostr"
 
-	"pow.do/dvm/inbox"
 	"pow.do/dvm/store"
 	"pow.do/relay/relaytest"
 	"pow.do/relay/server"
@@ -38,6 +37,7 @@ import (
 	"pow.do/shared/bundle"
 	"pow.do/shared/giftwrap"
 	"pow.do/shared/proto"
+	"pow.do/shared/relayconn"
 	"pow.do/shared/seal"
 )
 
@@ -235,20 +235,12 @@ func RandomSession() string {
 // ---- the tracker side ----
 
 // Connect dials a relay and authenticates with NIP-42 as sk.
-func Connect(ctx context.Context, url, sk string) (*inbox.Conn, error) {
-	conn, err := inbox.Dial(ctx, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := conn.Auth(ctx, sk); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
+func Connect(ctx context.Context, url, sk string) (*relayconn.Conn, error) {
+	return relayconn.Dial(ctx, url, sk, relayconn.Options{RequireAuth: true, Logger: Quiet()})
 }
 
 // Query lists the stored events matching f.
-func Query(ctx context.Context, conn *inbox.Conn, f nostr.Filter) ([]*nostr.Event, error) {
+func Query(ctx context.Context, conn *relayconn.Conn, f nostr.Filter) ([]*nostr.Event, error) {
 	sub, err := conn.Subscribe(ctx, "query", f)
 	if err != nil {
 		return nil, err
@@ -273,7 +265,7 @@ type Tracker struct {
 	Key
 	DVM   string // DVM pubkey
 	Relay *Relay
-	conn  *inbox.Conn
+	conn  *relayconn.Conn
 
 	mu         sync.Mutex
 	receipts   map[string][]proto.Receipt // by answered rumor id
@@ -304,7 +296,7 @@ func NewTracker(tb testing.TB, r *Relay, k Key, dvm string) *Tracker {
 	return t
 }
 
-func (t *Tracker) collect(sub *inbox.Sub) {
+func (t *Tracker) collect(sub *relayconn.Sub) {
 	for {
 		ev, eose, err := sub.Next(context.Background())
 		if err != nil {

@@ -14,6 +14,8 @@ import (
 
 	"pow.do/dvm/store"
 	"pow.do/shared/proto"
+	"pow.do/shared/relayconn"
+	"pow.do/shared/sanitize"
 )
 
 // Wrap is a gift wrap as received from one relay.
@@ -109,8 +111,8 @@ type Relay struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	conn    *Conn // authenticated connection, nil while down
-	ready   bool  // conn has listed every stored wrap (EOSE)
+	conn    *relayconn.Conn // authenticated connection, nil while down
+	ready   bool            // conn has listed every stored wrap (EOSE)
 	lastErr string
 }
 
@@ -164,7 +166,7 @@ func (r *Relay) Publish(ctx context.Context, ev nostr.Event) error {
 		defer cancel()
 	}
 	if err := conn.Publish(ctx, ev); err != nil {
-		return fmt.Errorf("publish kind %d %s to %s: %w", ev.Kind, ev.ID, r.url, err)
+		return fmt.Errorf("publish kind %d %s: %w", ev.Kind, ev.ID, err) // err names the relay
 	}
 	return nil
 }
@@ -221,24 +223,19 @@ func (r *Relay) filter(ctx context.Context) (nostr.Filter, error) {
 // session runs one connection until it fails or ctx ends. It reports whether the
 // connection got as far as listing every stored wrap.
 func (r *Relay) session(ctx context.Context) (bool, error) {
-	dialCtx, dialCancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	conn, err := Dial(dialCtx, r.url, func(n string) { r.log.Info("relay notice", "notice", clip(n)) })
-	dialCancel()
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close()
-
 	filter, err := r.filter(ctx)
 	if err != nil {
 		return false, err
 	}
-	authCtx, authCancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	err = conn.Auth(authCtx, r.cfg.SecretKey)
-	authCancel()
+	dialCtx, dialCancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	conn, err := relayconn.Dial(dialCtx, r.url, r.cfg.SecretKey, relayconn.Options{
+		RequireAuth: true, AuthWait: r.cfg.Timeout, OKWait: r.cfg.Timeout, Logger: r.cfg.Log})
+	dialCancel()
 	if err != nil {
-		return false, fmt.Errorf("AUTH as %s: %w", r.pub, err)
+		return false, fmt.Errorf("connect and AUTH as %s: %w", r.pub, err)
 	}
+	defer conn.Close()
+
 	sub, err := conn.Subscribe(ctx, "dvm", filter)
 	if err != nil {
 		return false, fmt.Errorf("subscribe: %w", err)
@@ -306,7 +303,7 @@ func (r *Relay) session(ctx context.Context) (bool, error) {
 
 // listOlder pages through stored wraps older than the first page (the relay answers the
 // newest first and at most PageLimit per REQ).
-func (r *Relay) listOlder(ctx context.Context, conn *Conn, f nostr.Filter, until nostr.Timestamp) error {
+func (r *Relay) listOlder(ctx context.Context, conn *relayconn.Conn, f nostr.Filter, until nostr.Timestamp) error {
 	for page := 1; ; page++ {
 		pf := f
 		u := until
@@ -350,7 +347,7 @@ func (r *Relay) deliver(ctx context.Context, ev *nostr.Event) error {
 	r.cfg.OnWrap(r.url)
 	id, at := ev.ID, int64(ev.CreatedAt)
 	if ev.Kind != proto.KindGiftWrap || !store.IsHex(id, 64) {
-		r.log.Warn("relay sent something other than a gift wrap; ignored", "kind", ev.Kind, "id", clip(id))
+		r.log.Warn("relay sent something other than a gift wrap; ignored", "kind", ev.Kind, "id", sanitize.Text(id, 80))
 		return nil
 	}
 	seen, err := r.cfg.Store.WrapProcessed(ctx, id)
@@ -384,12 +381,4 @@ func (r *Relay) advance(to int64) {
 	if err := r.cfg.Store.AdvanceRelayCursor(ctx, r.url, time.Unix(to, 0)); err != nil {
 		r.log.Error("advance relay cursor", "err", err)
 	}
-}
-
-// clip shortens text from the network before it reaches a log line.
-func clip(s string) string {
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return strings.ToValidUTF8(s, "?")
 }

@@ -18,14 +18,15 @@ import (
 	"pow.do/shared/blossom"
 	"pow.do/shared/giftwrap"
 	"pow.do/shared/proto"
+	"pow.do/shared/relayconn"
 	"pow.do/shared/seal"
 )
 
 // connPublisher publishes over one authenticated connection.
-type connPublisher struct{ c *inbox.Conn }
+type connPublisher struct{ c *relayconn.Conn }
 
 func (p connPublisher) Publish(ctx context.Context, ev nostr.Event, _ ...string) ([]string, error) {
-	return []string{p.c.URL}, p.c.Publish(ctx, ev)
+	return []string{p.c.URL()}, p.c.Publish(ctx, ev)
 }
 
 type benchItem struct {

@@ -5,7 +5,6 @@ package roster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,16 +17,17 @@ import (
 	"pow.do/dvm/inbox"
 	"pow.do/dvm/store"
 	"pow.do/shared/invite"
+	"pow.do/shared/nip86"
 	"pow.do/shared/proto"
 )
 
 // Manager does roster work against the store and every relay.
 type Manager struct {
 	Store     store.Roster
-	Admin     *Admin
-	Relays    []string // ws(s):// URLs, first preferred
-	Blossoms  []string // http(s):// URLs for invite links; empty: the relays' own
-	SecretKey string   // the DVM's, hex
+	Admin     *nip86.Client // nil: one signing with SecretKey
+	Relays    []string      // ws(s):// URLs, first preferred
+	Blossoms  []string      // http(s):// URLs for invite links; empty: the relays' own
+	SecretKey string        // the DVM's, hex
 	Log       *slog.Logger
 	Now       func() time.Time
 }
@@ -46,11 +46,11 @@ func (m *Manager) log() *slog.Logger {
 	return slog.Default()
 }
 
-func (m *Manager) admin() *Admin {
+func (m *Manager) admin() *nip86.Client {
 	if m.Admin != nil {
 		return m.Admin
 	}
-	return &Admin{SecretKey: m.SecretKey}
+	return &nip86.Client{SecretKey: m.SecretKey}
 }
 
 // InviteRequest describes a new invite.
@@ -95,7 +95,7 @@ func (m *Manager) CreateInvite(ctx context.Context, req InviteRequest) (Created,
 	now := m.now()
 	exp := now.Add(req.Expires).Truncate(time.Second)
 	for _, r := range m.Relays {
-		if _, err := m.admin().Call(ctx, r, "allowinvite", pub, exp.Unix()); err != nil {
+		if err := m.admin().AllowInvite(ctx, r, pub, exp); err != nil {
 			return Created{}, fmt.Errorf("invite: register on the relay: %w", err)
 		}
 	}
@@ -106,7 +106,11 @@ func (m *Manager) CreateInvite(ctx context.Context, req InviteRequest) (Created,
 	blossoms := m.Blossoms
 	if len(blossoms) == 0 {
 		for _, r := range m.Relays {
-			blossoms = append(blossoms, HTTPURL(r))
+			u, err := nip86.HTTPURL(r) // powdo-relay serves Blossom on the relay's port
+			if err != nil {
+				return Created{}, fmt.Errorf("invite: %w", err)
+			}
+			blossoms = append(blossoms, strings.TrimRight(u, "/"))
 		}
 	}
 	link := invite.Link{DVM: dvmPub, Relays: m.Relays, Blossoms: blossoms, Secret: sk, Name: req.Name}
@@ -176,11 +180,11 @@ func (m *Manager) Join(ctx context.Context, op inbox.Opened) (store.Worker, erro
 		}
 	}
 	for _, r := range m.Relays {
-		if _, err := m.admin().Call(ctx, r, "allowpubkey", op.Sender, "pow.do worker "+w.Name); err != nil {
+		if err := m.admin().AllowPubkey(ctx, r, op.Sender, "pow.do worker "+w.Name); err != nil {
 			return store.Worker{}, fmt.Errorf("join: %w", err)
 		}
 		if inv.Quota > 0 {
-			if _, err := m.admin().Call(ctx, r, "setinvitequota", op.Sender, inv.Quota); err != nil {
+			if err := m.admin().SetInviteQuota(ctx, r, op.Sender, inv.Quota); err != nil {
 				return store.Worker{}, fmt.Errorf("join: %w", err)
 			}
 		}
@@ -221,7 +225,7 @@ func (m *Manager) Remove(ctx context.Context, pubkey string) (Removed, error) {
 			out.RelayErrors = append(out.RelayErrors, err)
 			continue
 		}
-		if _, err := m.admin().Call(ctx, r, "unallowpubkey", pubkey); err != nil && !IsStatus(err, http.StatusNotFound) {
+		if err := m.admin().UnallowPubkey(ctx, r, pubkey); err != nil && !nip86.IsStatus(err, http.StatusNotFound) {
 			out.RelayErrors = append(out.RelayErrors, err)
 			continue
 		}
@@ -251,19 +255,13 @@ func (m *Manager) Remove(ctx context.Context, pubkey string) (Removed, error) {
 }
 
 func (m *Manager) allowed(ctx context.Context, relay string) (map[string]bool, error) {
-	raw, err := m.admin().Call(ctx, relay, "listallowedpubkeys")
+	list, err := m.admin().ListAllowed(ctx, relay)
 	if err != nil {
 		return nil, err
 	}
-	var list []struct {
-		PubKey string `json:"pubkey"`
-	}
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Errorf("relay %s listallowedpubkeys: %w", relay, err)
-	}
 	set := make(map[string]bool, len(list))
 	for _, e := range list {
-		set[strings.ToLower(e.PubKey)] = true
+		set[strings.ToLower(e.Pubkey)] = true
 	}
 	return set, nil
 }

@@ -15,6 +15,7 @@ import (
 	"pow.do/dvm/store"
 	"pow.do/dvm/store/sqlite"
 	"pow.do/shared/invite"
+	"pow.do/shared/nip86"
 )
 
 // The terminal rendering decodes back to exactly the QR modules (light = block).
@@ -66,7 +67,7 @@ func TestCreateInvite(t *testing.T) {
 	stranger := e2e.StartRelay(t, e2e.RelayOptions{})
 	m := &roster.Manager{Store: db, Relays: []string{stranger.WS}, SecretKey: dvm.SK, Log: e2e.Quiet()}
 	_, err = m.CreateInvite(ctx, roster.InviteRequest{Name: "Eve", Expires: time.Hour})
-	if !roster.IsStatus(err, http.StatusForbidden) {
+	if !nip86.IsStatus(err, http.StatusForbidden) {
 		t.Fatalf("relay where the DVM is no admin: %v, want 403", err)
 	}
 	if invs, _ := db.Invites(ctx); len(invs) != 0 {

@@ -16,11 +16,11 @@ import (
 
 	"github.com/nbd-wtf/go-nostr"
 
-	"pow.do/app/publisher/relayconn"
 	"pow.do/shared/blossom"
 	"pow.do/shared/bundle"
 	"pow.do/shared/giftwrap"
 	"pow.do/shared/proto"
+	"pow.do/shared/relayconn"
 	"pow.do/shared/seal"
 )
 
@@ -147,24 +147,23 @@ func (d *DVM) once(ctx context.Context, since nostr.Timestamp, onLive func()) er
 		return err
 	}
 	defer c.Close()
-	sub, err := c.Subscribe(ctx, nostr.Filter{Kinds: []int{proto.KindGiftWrap}, Tags: nostr.TagMap{"p": {d.PK}}, Since: &since})
+	sub, err := c.Subscribe(ctx, "fakedvm", nostr.Filter{Kinds: []int{proto.KindGiftWrap}, Tags: nostr.TagMap{"p": {d.PK}}, Since: &since})
 	if err != nil {
 		return err
 	}
-	eose := sub.EOSE
 	live := false
 	for {
-		select {
-		case ev := <-sub.Events:
-			d.handle(ctx, c, ev, live)
-		case <-eose:
-			eose = nil
-			live = true
-			onLive()
-		case <-sub.Closed:
-			return sub.Err()
-		case <-ctx.Done():
-			return ctx.Err()
+		ev, eose, err := sub.Next(ctx)
+		switch {
+		case err != nil:
+			return err
+		case eose:
+			if !live {
+				live = true
+				onLive()
+			}
+		default:
+			d.handle(ctx, c, *ev, live)
 		}
 	}
 }
