@@ -1,15 +1,12 @@
 package main
 
 import (
-	"time"
-
+	"pow.do/app/engine"
 	"pow.do/app/engineapi"
 )
 
-// newEngine builds the engine the window drives, keeping its state under dataDir.
-//
-// This is the preview engine: it changes state and records nothing, and the window
-// says so. The engine's author replaces this file with one that builds the real engine.
+// newEngine builds the engine the window drives, keeping its state under dataDir: the
+// real tracker (app/engine) on this desktop's X display.
 var newEngine = func(dataDir string) (engineapi.Engine, error) {
-	return engineapi.NewMemory(time.Now), nil
+	return engine.New(engine.Config{DataDir: dataDir})
 }

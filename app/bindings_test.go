@@ -9,10 +9,10 @@ import (
 	"regexp"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/wailsapp/wails/v2/pkg/options"
 
+	"pow.do/app/engine"
 	"pow.do/app/engineapi"
 )
 
@@ -303,28 +303,31 @@ func TestFormatErrorShape(t *testing.T) {
 	}
 }
 
-// The preview engine through the bindings: the path the window takes before the real
-// engine exists.
-func TestBindingsWithPreviewEngine(t *testing.T) {
-	a := newApp(engineapi.NewMemory(time.Now), &fakeRuntime{}, nil)
+// The real engine through the bindings, on a fresh data directory: the path the window
+// takes on its first start (the preview engine is gone).
+func TestBindingsWithRealEngine(t *testing.T) {
+	eng, err := engine.New(engine.Config{DataDir: t.TempDir(), NoDesktop: true, Manual: true, KeyLogN: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newApp(eng, &fakeRuntime{}, nil)
 	a.OnStartup(context.Background())
 	defer a.OnShutdown(context.Background())
-	if _, err := a.Join("powdo://join?dvm=npub1x&relay=wss%3A%2F%2Fr.example&blossom=https%3A%2F%2Fb.example&secret=nsec1y", "long passphrase"); err != nil {
-		t.Fatalf("join: %v", err)
+	st, err := a.State()
+	if err != nil || st.Onboarded || st.Preview || st.Running || st.Locked {
+		t.Fatalf("first state %+v, %v", st, err)
 	}
-	cat, err := a.Catalogue()
-	if err != nil || len(cat.Projects) == 0 {
-		t.Fatalf("catalogue %+v, %v", cat, err)
+	if _, err := a.Join("https://example.com/not-an-invite", "long passphrase"); engineapi.AsProblem(err).Code != engineapi.ProblemInviteInvalid {
+		t.Fatalf("join with a wrong link: %v", err)
 	}
-	if err := a.Start(cat.Projects[0].ID, cat.Activities[0].ID, ""); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	st, _ := a.State()
-	if !st.Running || !st.Preview || st.Segment == nil {
-		t.Fatalf("state %+v", st)
+	if err := a.Start(1, 1, ""); engineapi.AsProblem(err).Code != engineapi.ProblemNotReady {
+		t.Fatalf("start before joining: %v", err)
 	}
 	if err := a.IdleDecision("maybe"); engineapi.AsProblem(err).Code != engineapi.ProblemInvalidInput {
 		t.Fatalf("bad idle choice: %v", err)
+	}
+	if today, err := a.Today(); err != nil || today == nil || len(today) != 0 {
+		t.Fatalf("today %v, %v", today, err)
 	}
 }
 

@@ -1,5 +1,5 @@
 // Browser test: the real UI and the real Go bindings under `wails dev`, driven by
-// Debian's Chromium. Run: `cd frontend && npm run e2e` (starts `xvfb-run -a wails
+// Debian's Chromium. Run: `cd frontend && npm run e2e` (starts a relay and a DVM, Xvfb and `wails
 // dev`), or POWDO_UI_URL=http://localhost:34115 npm run e2e against a running one.
 // Screenshots land in artifacts/. See harness.mjs for the environment variables.
 import { test, before, after } from "node:test";
@@ -13,22 +13,33 @@ import {
   tempDataDir,
   waitFor,
 } from "./harness.mjs";
+import { startBackend, startDisplay } from "./backend.mjs";
 
 let dev;
 let browser;
+let backend;
+let display;
 let url = env.uiURL;
 
 before(async () => {
   if (!url) {
     url = `http://localhost:${env.devPort}`;
+    // The real servers: a relay and a DVM with 20-second segments, unless the run
+    // names its own invite (POWDO_INVITE_LINK).
+    if (!process.env.POWDO_INVITE_LINK) {
+      backend = await startBackend();
+      env.invite = backend.link;
+      env.expectAccepted = true;
+    }
+    // An X display of our own, with a typist on it: the tracker screenshots it and
+    // sees input, as on a worker's desktop.
+    display = await startDisplay();
     // One build per run: no go.mod tidy or sync, no rebuild or reload when files
     // change meanwhile (other work in the tree), no regenerated wailsjs/ (the UI
     // calls window.go directly).
     dev = startGroup(
-      "xvfb-run",
+      env.wails,
       [
-        "-a",
-        env.wails,
         "dev",
         "-m",
         "-nosyncgomod",
@@ -38,7 +49,12 @@ before(async () => {
         "-devserver",
         `localhost:${env.devPort}`,
       ],
-      { env: { POWDO_DATA_DIR: tempDataDir("powdo-e2e-") } },
+      {
+        env: {
+          POWDO_DATA_DIR: tempDataDir("powdo-e2e-"),
+          DISPLAY: display.display,
+        },
+      },
     );
     dev.exited.then(({ code, signal }) => {
       if (code !== null && code !== 0)
@@ -67,6 +83,9 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await stopGroup(dev);
+  await display?.stop();
+  if (backend && process.exitCode) console.error(backend.logs());
+  await backend?.stop();
 });
 
 test("onboarding → start → timer runs → stop, through the Go bindings", async (t) => {

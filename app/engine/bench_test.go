@@ -1,0 +1,202 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xproto"
+
+	"pow.do/app/activitywatch"
+	"pow.do/app/capture"
+	"pow.do/app/segment"
+	"pow.do/shared/bundle"
+)
+
+// BenchmarkSegmentPipeline measures, in one run, what one segment costs the tracker:
+// capturing and encoding one 1920×1080 screen from a real X server (Xvfb showing a
+// desktop-like picture), and bundling and sealing a 10-minute segment with two such
+// screenshots. It reports both times, their ratio, the JPEG size and the bundle bytes
+// per segment.
+//
+//	go test -run '^$' -bench SegmentPipeline ./app/engine/
+func BenchmarkSegmentPipeline(b *testing.B) {
+	display := benchXvfb(b)
+	paintRoot(b, display, desktopImage(1920, 1080))
+	x, err := capture.Open(display)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer x.Close()
+	screen := x.Screen(capture.EncodeOptions{Quality: 80, MaxWidth: 1920})
+	ctx := context.Background()
+	start := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	act := typicalActivity(start, start.Add(10*time.Minute))
+
+	var captureT, sealT time.Duration
+	var jpegBytes, bundleBytes, cipherBytes int
+	for b.Loop() {
+		t0 := time.Now()
+		var shots []segment.Shot
+		for i := 1; i <= 2; i++ {
+			got, err := screen.Capture(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(got) != 1 || got[0].Width != 1920 || got[0].Height != 1080 {
+				b.Fatalf("captured %d screens", len(got))
+			}
+			jpegBytes += len(got[0].JPEG)
+			shots = append(shots, segment.Shot{Name: bundle.ScreenshotName(i), TakenAt: start.Add(time.Duration(i) * 4 * time.Minute), JPEG: got[0].JPEG})
+		}
+		t1 := time.Now()
+		s, err := segment.Seal(segment.Input{
+			Worker: strings.Repeat("ab", 32), Session: strings.Repeat("cd", 16), Index: 0, Start: start, End: start.Add(10 * time.Minute),
+			Project: 1, Activity: 1, AppVersion: AppVersion, Recorded: act, Shots: shots,
+			Policy: bundle.Policy{SegmentSeconds: 600, Screenshots: 2, JPEGQuality: 80, MaxWidth: 1920},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		captureT += t1.Sub(t0)
+		sealT += time.Since(t1)
+		bundleBytes += s.PlainSize
+		cipherBytes += len(s.Ciphertext)
+	}
+	n := float64(b.N)
+	perScreen := float64(captureT.Microseconds()) / 1000 / (2 * n)
+	perSeal := float64(sealT.Microseconds()) / 1000 / n
+	b.ReportMetric(perScreen, "capture+encode-ms/screen")
+	b.ReportMetric(perSeal, "bundle+seal-ms/segment")
+	b.ReportMetric(perSeal/perScreen, "seal/screen-ratio")
+	b.ReportMetric(float64(jpegBytes)/(2*n), "bytes/jpeg")
+	b.ReportMetric(float64(bundleBytes)/n, "bundle-bytes/segment")
+	b.ReportMetric(float64(cipherBytes)/n, "ciphertext-bytes/segment")
+}
+
+// typicalActivity is ten minutes of window switching every ~20 s, not-afk, and per-minute
+// input counts, as the built-in watcher records it.
+func typicalActivity(start, end time.Time) activitywatch.Activity {
+	r := rand.New(rand.NewPCG(7, 7))
+	a := activitywatch.Activity{V: 1, Source: activitywatch.SourceBuiltin}
+	apps := []string{"code", "firefox", "terminal", "slack"}
+	for t := start; t.Before(end); {
+		d := time.Duration(5+r.IntN(30)) * time.Second
+		if t.Add(d).After(end) {
+			d = end.Sub(t)
+		}
+		app := apps[r.IntN(len(apps))]
+		a.Window = append(a.Window, activitywatch.Event{Timestamp: t, Duration: d.Seconds(),
+			Data: map[string]any{"app": app, "title": fmt.Sprintf("%s — document %d", app, r.IntN(50))}})
+		t = t.Add(d)
+	}
+	a.AFK = []activitywatch.Event{{Timestamp: start, Duration: end.Sub(start).Seconds(), Data: map[string]any{"status": "not-afk"}}}
+	for t := start; t.Before(end); t = t.Add(time.Minute) {
+		a.Input = append(a.Input, activitywatch.Event{Timestamp: t, Duration: 60, Data: map[string]any{"presses": r.IntN(200), "clicks": r.IntN(30)}})
+		a.Minutes = append(a.Minutes, activitywatch.Minute{T: t, Keys: int64(r.IntN(200)), Clicks: int64(r.IntN(30)), Moves: int64(r.IntN(900)), Active: true})
+	}
+	return segment.Clip(a, start, end)
+}
+
+// benchXvfb starts a 1920×1080 X server and returns its display name.
+func benchXvfb(b *testing.B) string {
+	b.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1920x1080x24", "-nolisten", "tcp")
+	cmd.ExtraFiles = []*os.File{w}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start Xvfb (apt-get install xvfb): %v", err)
+	}
+	w.Close()
+	b.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(r).ReadString('\n')
+	r.Close()
+	if err != nil {
+		b.Fatalf("Xvfb display number: %v", err)
+	}
+	return ":" + strings.TrimSpace(line)
+}
+
+// desktopImage draws windows with lines of glyph-sized marks on a gradient, so JPEG
+// sizes are those of a real desktop rather than of a flat colour.
+func desktopImage(w, h int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			img.SetRGBA(x, y, color.RGBA{uint8(40 + 60*x/w), uint8(60 + 80*y/h), 140, 255})
+		}
+	}
+	r := rand.New(rand.NewPCG(42, 42))
+	fill := func(rc image.Rectangle, c color.RGBA) {
+		rc = rc.Intersect(img.Bounds())
+		for y := rc.Min.Y; y < rc.Max.Y; y++ {
+			for x := rc.Min.X; x < rc.Max.X; x++ {
+				img.SetRGBA(x, y, c)
+			}
+		}
+	}
+	for i := 0; i < 4; i++ {
+		win := image.Rect(60+i*420, 50+i*90, 60+i*420+760, 50+i*90+700)
+		fill(win, color.RGBA{250, 250, 248, 255})
+		fill(image.Rect(win.Min.X, win.Min.Y, win.Max.X, win.Min.Y+28), color.RGBA{60, 63, 70, 255})
+		for y := win.Min.Y + 40; y+12 < win.Max.Y; y += 18 {
+			for x := win.Min.X + 12 + r.IntN(3)*24; x < win.Max.X-20 && r.IntN(40) != 0; {
+				gw := 4 + r.IntN(6)
+				ink := uint8(r.IntN(90))
+				fill(image.Rect(x, y+r.IntN(3), x+gw, y+12), color.RGBA{ink, ink, ink + 30, 255})
+				x += gw + 2
+			}
+		}
+	}
+	return img
+}
+
+// paintRoot uploads img onto the root window in strips small enough for one request.
+func paintRoot(b *testing.B, display string, img *image.RGBA) {
+	b.Helper()
+	conn, err := xgb.NewConnDisplay(display)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	root := xproto.Setup(conn).DefaultScreen(conn).Root
+	gc, err := xproto.NewGcontextId(conn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := xproto.CreateGCChecked(conn, gc, xproto.Drawable(root), 0, nil).Check(); err != nil {
+		b.Fatal(err)
+	}
+	w, h := img.Bounds().Dx(), img.Bounds().Dy()
+	const rows = 30
+	buf := make([]byte, 4*w*rows)
+	for y0 := 0; y0 < h; y0 += rows {
+		n := min(rows, h-y0)
+		for y := 0; y < n; y++ {
+			for x := 0; x < w; x++ {
+				p := img.Pix[(y0+y)*img.Stride+4*x:]
+				o := buf[4*(y*w+x):]
+				o[0], o[1], o[2], o[3] = p[2], p[1], p[0], 0 // BGRX
+			}
+		}
+		if err := xproto.PutImageChecked(conn, xproto.ImageFormatZPixmap, xproto.Drawable(root), gc,
+			uint16(w), uint16(n), 0, int16(y0), 0, 24, buf[:4*w*n]).Check(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
