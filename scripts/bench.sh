@@ -38,7 +38,8 @@ B=(go test -run '^$' -count 1)
 step ingest     dvm    "${B[@]}" -bench '^BenchmarkIngest$' -benchtime 30x ./ingest/
 step relay      relay  "${B[@]}" -bench '^(BenchmarkWrapPublish|BenchmarkUploadVsRawWrite)$' ./server/
 step blossom    shared "${B[@]}" -bench '^BenchmarkUpload$' ./blossom/
-# Gift wraps: Go against nostr-tools, the same kind-15 message.
+# Bundle encryption, both directions, and gift wraps: Go against nostr-tools, the same kind-15 message.
+step seal       shared "${B[@]}" -bench '^Benchmark(Seal|Open)$' ./seal/
 step giftwrap   shared "${B[@]}" -bench '^BenchmarkWrapUnwrap$' ./giftwrap/
 printf 'bench: %-12s %s\n' nostr-tools "node interop/bench.mjs 300"
 (cd interop && node bench.mjs 300) >"$OUT/nostr-tools.json" 2>&1 || { cat "$OUT/nostr-tools.json" >&2; exit 1; }

@@ -191,6 +191,12 @@ func main() {
 		jb, _ := p.get("BenchmarkSegmentPipeline", "bytes/jpeg")
 		p.row("bundle bytes/segment (10 min, 2 shots, 1080p)", kib(bb), "2 JPEGs: "+kib(2*jb), fmt.Sprintf("+%.1f %% overhead", (bb/(2*jb)-1)*100))
 	}
+	// AES-256-GCM over a 256 KiB bundle: seal against open.
+	if seal, ok := p.get("BenchmarkSeal", "MB/s"); ok {
+		if open, ok := p.get("BenchmarkOpen", "MB/s"); ok {
+			p.row("bundle seal, AES-256-GCM (256 KiB)", f1(seal)+" MB/s", "open (sha256 x, decrypt, sha256 ox): "+f1(open)+" MB/s", f2(seal/open)+"× open")
+		}
+	}
 	// Gift wraps, Go against nostr-tools.
 	if ns, ok := p.get("BenchmarkWrapUnwrap", "ns/op"); ok {
 		goRate := 1e9 / ns
