@@ -54,6 +54,9 @@ type Config struct {
 
 	Now    func() time.Time // injected clock; nil for time.Now
 	Logger *slog.Logger     // nil for slog.Default()
+
+	// afterQuery, for tests, runs after a client's stored-events query has read the store.
+	afterQuery func(nostr.Filter)
 }
 
 // Defaults returns the default configuration (DataDir and Listen still to be chosen).

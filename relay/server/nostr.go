@@ -289,6 +289,9 @@ func (s *Server) queryEvents(ctx context.Context, f nostr.Filter) (chan *nostr.E
 			evs = append(evs, ev)
 		}
 	}
+	if !internal && s.cfg.afterQuery != nil {
+		s.cfg.afterQuery(f)
+	}
 	out := make(chan *nostr.Event, len(evs))
 	for _, ev := range evs {
 		out <- ev

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +45,36 @@ func TestLiveWrapsReachOnlyTheirRecipient(t *testing.T) {
 	}
 	if ev, reason := wc.live(wSub); ev == nil || ev.ID != toWorker.ID {
 		t.Fatalf("worker's first live event is %v (%s), want its own wrap (not the DVM's)", ev, reason)
+	}
+}
+
+// A wrap stored while a REQ's stored-events query runs must still reach the subscriber:
+// the live listener is registered before the query (relay/third_party/khatru PATCHES.md 3).
+// The hook holds the query after it has read the store until the wrap is published.
+func TestWrapStoredDuringQueryIsDelivered(t *testing.T) {
+	queried, published := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s := start(t, "", func(c *Config) {
+		c.afterQuery = func(f nostr.Filter) {
+			if len(f.Kinds) == 1 && f.Kinds[0] == 1059 {
+				once.Do(func() { close(queried); <-published })
+			}
+		}
+	})
+	worker, dvm := newKey(t), newKey(t)
+	allow(t, s, worker, dvm)
+	wc, dc := dial(t, s, &worker), dial(t, s, &dvm)
+
+	id := wc.subscribe(nostr.Filter{Kinds: []int{1059}, Tags: nostr.TagMap{"p": {worker.pk}}})
+	<-queried
+	receipt := giftWrap(t, dvm, worker.pk)
+	msg := dc.publish(receipt)
+	close(published)
+	if msg != "" {
+		t.Fatal(msg)
+	}
+	if ev, reason := wc.live(id); ev == nil || ev.ID != receipt.ID {
+		t.Fatalf("subscriber got %v (%s), want the wrap stored during its query", ev, reason)
 	}
 }
 

@@ -302,9 +302,14 @@ func (rl *Relay) HandleWebsocket(w http.ResponseWriter, r *http.Request) {
 						if rl.getSubRelayFromFilter != nil {
 							srl = rl.getSubRelayFromFilter(filter)
 						}
+						// pow.do patch: listen before querying the store, so an event saved
+						// while the stored query runs is not missed by both (at worst it
+						// arrives twice, which clients dedupe by id).
+						rl.addListener(ws, env.SubscriptionID, srl, filter, cancelReqCtx)
 						err := srl.handleRequest(reqCtx, env.SubscriptionID, &eose, ws, filter)
 						if err != nil {
 							// fail everything if any filter is rejected
+							rl.removeListenerId(ws, env.SubscriptionID)
 							reason := err.Error()
 							if strings.HasPrefix(reason, "auth-required:") {
 								RequestAuth(ctx)
@@ -312,8 +317,6 @@ func (rl *Relay) HandleWebsocket(w http.ResponseWriter, r *http.Request) {
 							ws.WriteJSON(nostr.ClosedEnvelope{SubscriptionID: env.SubscriptionID, Reason: reason})
 							cancelReqCtx(errors.New("filter rejected"))
 							return
-						} else {
-							rl.addListener(ws, env.SubscriptionID, srl, filter, cancelReqCtx)
 						}
 					}
 
