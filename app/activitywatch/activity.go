@@ -6,24 +6,23 @@ import (
 	"log/slog"
 	"math"
 	"time"
+
+	"pow.do/shared/bundle"
 )
 
-// Sources of a segment's activity.
+// Sources of a segment's activity: activity.json's values.
 const (
-	SourceActivityWatch = "activitywatch"
-	SourceBuiltin       = "builtin"
+	SourceActivityWatch = bundle.SourceActivityWatch
+	SourceBuiltin       = bundle.SourceBuiltin
 )
 
-// Minute is one minute of a segment: input counts only, never keys.
-type Minute struct {
-	T      time.Time `json:"t"`
-	Keys   int64     `json:"keys"`
-	Clicks int64     `json:"clicks"`
-	Moves  int64     `json:"moves"`
-	Active bool      `json:"active"`
-}
+// Minute is one minute of a segment: input counts only, never keys. It is
+// activity.json's minute as is.
+type Minute = bundle.Minute
 
-// Activity is a segment's activity.json (PROTOCOL.md, section 2).
+// Activity is the tracker's record of a segment's activity, converted to
+// activity.json (PROTOCOL.md, section 2) when sealed; unlike bundle.Activity it
+// counts active time in whole seconds and keeps ActivityWatch's event ids.
 type Activity struct {
 	V             int      `json:"v"`
 	Source        string   `json:"source"`

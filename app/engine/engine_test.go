@@ -24,6 +24,7 @@ import (
 	"pow.do/app/outbox"
 	"pow.do/app/publisher"
 	"pow.do/shared/bundle"
+	"pow.do/shared/clocktest"
 	"pow.do/shared/invite"
 	"pow.do/shared/proto"
 	"pow.do/shared/seal"
@@ -31,22 +32,7 @@ import (
 
 const passphrase = "correct horse battery"
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
+type clock = clocktest.Clock
 
 // desk is a fake desktop: one display whose pixels change per capture, encoded for real.
 type desk struct {
@@ -133,7 +119,7 @@ type rig struct {
 func newRig(t *testing.T, start time.Time, mutate func(*Config)) *rig {
 	t.Helper()
 	dir := t.TempDir()
-	c := &clock{t: start}
+	c := clocktest.New(start)
 	d := &desk{now: c.Now, lastInput: start, window: capture.Window{ID: 3, App: "code", Title: "main.go", Class: "code"}}
 	r := &rig{t: t, ctx: context.Background(), dir: dir, clock: c, desk: d}
 
@@ -364,6 +350,28 @@ func TestSessionThroughTheOutbox(t *testing.T) {
 	}
 }
 
+// A segment closed without input after it is held (idle time may still reach back over
+// it), and the timeline says so rather than calling it reviewing.
+func TestHeldSegmentIsShownAsHeld(t *testing.T) {
+	r := newRig(t, at(10, 0, 0), nil)
+	r.unlock()
+	if err := r.e.Start(r.ctx, 12, 6, ""); err != nil {
+		t.Fatal(err)
+	}
+	r.run(at(10, 0, 59), always)
+	r.run(at(10, 1, 5), func(time.Time) bool { return false })
+	today, _ := r.e.Today(r.ctx)
+	if len(today) != 1 || today[0].State != engineapi.SegmentHeld || today[0].Reason != engineapi.HeldReason || today[0].ReviewUntil != nil {
+		t.Fatalf("timeline %+v, want the segment held", today)
+	}
+	// Input after the segment ends the hold: now it is in review.
+	r.run(at(10, 1, 7), always)
+	today, _ = r.e.Today(r.ctx)
+	if len(today) != 1 || today[0].State != engineapi.SegmentReviewing || today[0].Reason != "" || today[0].ReviewUntil == nil {
+		t.Fatalf("timeline %+v, want the segment in review after input", today)
+	}
+}
+
 func TestReviewThroughTheEngine(t *testing.T) {
 	r := newRig(t, at(10, 0, 0), nil)
 	r.unlock()
@@ -480,7 +488,7 @@ func TestIdlePromptAndDefaultAnswer(t *testing.T) {
 
 func TestNotJoinedAndLocked(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: at(10, 0, 0)}
+	c := clocktest.New(at(10, 0, 0))
 	e, err := New(Config{DataDir: dir, Now: c.Now, NoDesktop: true, Manual: true, KeyLogN: 4})
 	if err != nil {
 		t.Fatal(err)

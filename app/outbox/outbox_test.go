@@ -16,26 +16,16 @@ import (
 
 	"github.com/nbd-wtf/go-nostr"
 
+	"pow.do/shared/clocktest"
 	"pow.do/shared/proto"
 	"pow.do/shared/seal"
 )
 
 var ctx = context.Background()
 
-// clock is an injectable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = clocktest.Clock
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)} }
+func newClock() *clock { return clocktest.New(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)) }
 
 func openAt(t *testing.T, dir string, opts Options) *Outbox {
 	t.Helper()
@@ -254,7 +244,7 @@ func TestReadyKeepsSessionOrder(t *testing.T) {
 	if err != nil || !wake.Equal(clk.Now().Add(time.Minute)) {
 		t.Fatalf("next wake %v (%v), want a1's retry time", wake, err)
 	}
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	r, err = o.Ready(ctx, clk.Now())
 	want(r, err, a1.ID)
 	if got, _ := o.Get(ctx, a1.ID); got.Attempts != 1 || got.LastError != "relay unreachable" {
@@ -396,7 +386,7 @@ func TestRejections(t *testing.T) {
 	if r, _ := o.Ready(ctx, clk.Now()); len(r) != 0 {
 		t.Fatalf("retried before its time: %v", idsOf(r))
 	}
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	r, _ := o.Ready(ctx, clk.Now())
 	if len(r) != 1 || r[0].ID != tmp.ID {
 		t.Fatalf("ready after retry time: %v", idsOf(r))

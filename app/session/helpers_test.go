@@ -16,27 +16,12 @@ import (
 	"pow.do/app/activitywatch"
 	"pow.do/app/capture"
 	"pow.do/shared/bundle"
+	"pow.do/shared/clocktest"
 	"pow.do/shared/proto"
 	"pow.do/shared/seal"
 )
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
+type clock = clocktest.Clock
 
 // desk is the fake desktop: the focused window, the last input and input counts.
 type desk struct {
@@ -180,7 +165,7 @@ var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 
 func newRig(t *testing.T, start time.Time) *rig {
 	t.Helper()
-	c := &clock{t: start}
+	c := clocktest.New(start)
 	d := &desk{now: c.Now, lastInput: start, window: capture.Window{ID: 7, App: "code", Title: "main.go", Class: "code"}}
 	r := &rig{t: t, ctx: context.Background(), clock: c, desk: d, out: &delivered{}, policy: testPolicy(),
 		path: filepath.Join(t.TempDir(), "state.db")}

@@ -8,28 +8,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"pow.do/dvm/kimai"
 	"pow.do/dvm/kimaiemu"
+	"pow.do/shared/clocktest"
 )
 
 var emuNow = time.Date(2024, 1, 31, 12, 0, 0, 0, time.UTC)
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
+type clock = clocktest.Clock
 
 type fixture struct {
 	url   string
@@ -40,7 +30,7 @@ type fixture struct {
 
 func startEmulator(t *testing.T, mutate func(*kimaiemu.Options)) *fixture {
 	t.Helper()
-	f := &fixture{clock: &clock{t: emuNow}}
+	f := &fixture{clock: clocktest.New(emuNow)}
 	opts := kimaiemu.DefaultOptions()
 	opts.LegacyDelayMin, opts.LegacyDelayMax = 0, 0
 	opts.Now = f.clock.Now

@@ -137,13 +137,10 @@ func (s *Server) handleProjects(w http.ResponseWriter, r *http.Request, rc *reqC
 	if q.bad {
 		return
 	}
-	custSet := map[int64]bool{}
-	for _, id := range customers {
-		if s.customers[id] == nil {
-			notFound(w)
-			return
-		}
-		custSet[id] = true
+	custSet, ok := knownIDs(s.customers, customers)
+	if !ok {
+		notFound(w)
+		return
 	}
 	// Without ignoreDates only projects running at the given dates (by
 	// default: now) are listed.

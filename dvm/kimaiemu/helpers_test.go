@@ -8,39 +8,18 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"pow.do/dvm/kimaiemu"
+	"pow.do/shared/clocktest"
 )
 
 // testNow is the emulator's clock in most tests: a southern-summer day, so
 // Pacific/Auckland and Pacific/Tongatapu are both UTC+13 and Bogota UTC−5.
 var testNow = time.Date(2024, 1, 31, 12, 0, 0, 0, time.UTC)
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type fakeClock = clocktest.Clock
 
 type env struct {
 	t     *testing.T
@@ -53,7 +32,7 @@ type env struct {
 // fake clock; mutate may change the options first.
 func newEnv(t *testing.T, mutate func(*kimaiemu.Options)) *env {
 	t.Helper()
-	clock := &fakeClock{t: testNow}
+	clock := clocktest.New(testNow)
 	opts := kimaiemu.DefaultOptions()
 	opts.LegacyDelayMin, opts.LegacyDelayMax = 0, 0
 	opts.Now = clock.Now

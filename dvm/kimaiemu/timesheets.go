@@ -32,23 +32,38 @@ func (s *Server) mayView(u *User, t *timesheet) bool {
 // mayEdit is Kimai's "edit" (and "stop") voter: own or other records, and
 // exported records only with edit_exported_timesheet.
 func (s *Server) mayEdit(u *User, t *timesheet) bool {
-	if t.Exported && !s.can(u, PermEditExportedTimesht) {
-		return false
-	}
-	if t.User == u.ID {
-		return s.can(u, PermEditOwnTimesheet)
-	}
-	return s.can(u, PermEditOtherTimesheet)
+	return s.mayChange(u, t, PermEditOwnTimesheet, PermEditOtherTimesheet)
 }
 
 func (s *Server) mayDelete(u *User, t *timesheet) bool {
+	return s.mayChange(u, t, PermDeleteOwnTimesheet, PermDeleteOtherTimesheet)
+}
+
+// mayChange is what the edit and delete voters share: an exported record needs
+// edit_exported_timesheet on top of the own or other permission.
+func (s *Server) mayChange(u *User, t *timesheet, own, other string) bool {
 	if t.Exported && !s.can(u, PermEditExportedTimesht) {
 		return false
 	}
 	if t.User == u.ID {
-		return s.can(u, PermDeleteOwnTimesheet)
+		return s.can(u, own)
 	}
-	return s.can(u, PermDeleteOtherTimesheet)
+	return s.can(u, other)
+}
+
+// lookup finds rc.id's record for a handler holding s.mu, answering 404 when
+// there is none and 403 when may refuses; ok is false once it has answered.
+func (s *Server) lookup(w http.ResponseWriter, rc *reqCtx, may func(*User, *timesheet) bool) (int, *timesheet, bool) {
+	i, t := s.findTimesheet(rc.id)
+	if t == nil {
+		notFound(w)
+		return -1, nil, false
+	}
+	if !may(rc.user, t) {
+		forbidden(w)
+		return -1, nil, false
+	}
+	return i, t, true
 }
 
 // stopRecord ends a running record at the server's now, rounded up.
@@ -110,27 +125,12 @@ func (s *Server) handleTimesheetList(w http.ResponseWriter, r *http.Request, rc 
 			scopeUser = id
 		}
 	}
-	custSet, projSet, actSet := map[int64]bool{}, map[int64]bool{}, map[int64]bool{}
-	for _, id := range customers {
-		if s.customers[id] == nil {
-			notFound(w)
-			return
-		}
-		custSet[id] = true
-	}
-	for _, id := range projects {
-		if s.projects[id] == nil {
-			notFound(w)
-			return
-		}
-		projSet[id] = true
-	}
-	for _, id := range activities {
-		if s.activities[id] == nil {
-			notFound(w)
-			return
-		}
-		actSet[id] = true
+	custSet, ok1 := knownIDs(s.customers, customers)
+	projSet, ok2 := knownIDs(s.projects, projects)
+	actSet, ok3 := knownIDs(s.activities, activities)
+	if !ok1 || !ok2 || !ok3 {
+		notFound(w)
+		return
 	}
 
 	s.mu.Lock()
@@ -253,6 +253,19 @@ func orderOrDefault(o string) string {
 	return o
 }
 
+// knownIDs is the set of ids, or false when one of them is not in known
+// (a filter naming a missing customer, project or activity is a 404).
+func knownIDs[V any](known map[int64]*V, ids []int64) (map[int64]bool, bool) {
+	set := map[int64]bool{}
+	for _, id := range ids {
+		if known[id] == nil {
+			return nil, false
+		}
+		set[id] = true
+	}
+	return set, true
+}
+
 func hasAnyTag(t *timesheet, set map[string]bool) bool {
 	for _, n := range t.Tags {
 		if set[n] {
@@ -288,13 +301,8 @@ func (s *Server) handleTimesheetActive(w http.ResponseWriter, _ *http.Request, r
 func (s *Server) handleTimesheetGet(w http.ResponseWriter, _ *http.Request, rc *reqCtx) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, t := s.findTimesheet(rc.id)
-	if t == nil {
-		notFound(w)
-		return
-	}
-	if !s.mayView(rc.user, t) {
-		forbidden(w)
+	_, t, ok := s.lookup(w, rc, s.mayView)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, s.timesheetEntity(t))
@@ -350,13 +358,8 @@ func (s *Server) handleTimesheetUpdate(w http.ResponseWriter, r *http.Request, r
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i, old := s.findTimesheet(rc.id)
-	if old == nil {
-		notFound(w)
-		return
-	}
-	if !s.mayEdit(rc.user, old) {
-		forbidden(w)
+	i, old, ok := s.lookup(w, rc, s.mayEdit)
+	if !ok {
 		return
 	}
 	ts := old.clone()
@@ -376,13 +379,8 @@ func (s *Server) handleTimesheetUpdate(w http.ResponseWriter, r *http.Request, r
 func (s *Server) handleTimesheetDelete(w http.ResponseWriter, _ *http.Request, rc *reqCtx) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i, t := s.findTimesheet(rc.id)
-	if t == nil {
-		notFound(w)
-		return
-	}
-	if !s.mayDelete(rc.user, t) {
-		forbidden(w)
+	i, _, ok := s.lookup(w, rc, s.mayDelete)
+	if !ok {
 		return
 	}
 	s.st.Timesheets = append(s.st.Timesheets[:i:i], s.st.Timesheets[i+1:]...)
@@ -398,13 +396,8 @@ func (s *Server) handleTimesheetDelete(w http.ResponseWriter, _ *http.Request, r
 func (s *Server) handleTimesheetStop(w http.ResponseWriter, _ *http.Request, rc *reqCtx) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, t := s.findTimesheet(rc.id)
-	if t == nil {
-		notFound(w)
-		return
-	}
-	if !s.mayEdit(rc.user, t) {
-		forbidden(w)
+	_, t, ok := s.lookup(w, rc, s.mayEdit)
+	if !ok {
 		return
 	}
 	if t.End == nil {
@@ -426,13 +419,8 @@ func (s *Server) handleTimesheetMeta(w http.ResponseWriter, r *http.Request, rc 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, t := s.findTimesheet(rc.id)
-	if t == nil {
-		notFound(w)
-		return
-	}
-	if !s.mayEdit(rc.user, t) {
-		forbidden(w)
+	_, t, ok := s.lookup(w, rc, s.mayEdit)
+	if !ok {
 		return
 	}
 	param := func(name string) (string, bool) {

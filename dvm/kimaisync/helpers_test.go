@@ -21,6 +21,7 @@ import (
 	"pow.do/dvm/kimaisync"
 	"pow.do/dvm/store"
 	"pow.do/dvm/store/sqlite"
+	"pow.do/shared/clocktest"
 )
 
 // t0 is a southern-summer morning: Pacific/Auckland is UTC+13, America/Bogota UTC−5.
@@ -42,28 +43,7 @@ func hexOf(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type clock = clocktest.Clock
 
 // gate stands in front of the emulator to simulate outages: 503 answers, connections
 // reset before any answer, and creates whose answer is lost after Kimai stored them.
@@ -153,7 +133,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	c := &clock{t: t0}
+	c := clocktest.New(t0)
 	seed := kimaiemu.DemoSeed()
 	if o.dvmTZ != "" {
 		for i := range seed.Users {

@@ -4,24 +4,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+
+	"pow.do/shared/clocktest"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type clock = clocktest.Clock
 
 func pk(t *testing.T) string {
 	t.Helper()
@@ -44,7 +35,7 @@ func open(t *testing.T, path string, c *clock, admins ...string) *Store {
 func TestInviteChainAndPersistence(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "access.json")
-	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	c := clocktest.New(time.Unix(1_800_000_000, 0))
 	admin := pk(t)
 	s := open(t, path, c, admin)
 
@@ -170,7 +161,7 @@ func TestInviteChainAndPersistence(t *testing.T) {
 }
 
 func TestInviteExpiryAndQuotaRefund(t *testing.T) {
-	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	c := clocktest.New(time.Unix(1_800_000_000, 0))
 	admin := pk(t)
 	s := open(t, filepath.Join(t.TempDir(), "a.json"), c, admin)
 	w := pk(t)
@@ -193,7 +184,7 @@ func TestInviteExpiryAndQuotaRefund(t *testing.T) {
 	if s.QuotaLeft(w) != 0 {
 		t.Fatalf("quota left %d, want 0", s.QuotaLeft(w))
 	}
-	c.Add(2 * time.Minute)
+	c.Advance(2 * time.Minute)
 	if err := s.ClaimInvite(inv, pk(t)); !errors.Is(err, ErrInviteExpired) {
 		t.Fatalf("claiming an expired invite: %v", err)
 	}

@@ -1,25 +1,16 @@
 package ratelimit
 
 import (
-	"sync"
 	"testing"
 	"time"
+
+	"pow.do/shared/clocktest"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type clock = clocktest.Clock
 
 func TestBurstThenRefill(t *testing.T) {
-	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	c := clocktest.New(time.Unix(1_700_000_000, 0))
 	l := New(3, c.Now)
 	for i := 0; i < 3; i++ {
 		if !l.Allow("a") {
@@ -35,14 +26,14 @@ func TestBurstThenRefill(t *testing.T) {
 	if l.Peek("a") {
 		t.Fatal("Peek reports a token that is not there")
 	}
-	c.Add(20 * time.Second) // one token per 20 s
+	c.Advance(20 * time.Second) // one token per 20 s
 	if !l.Peek("a") || !l.Allow("a") {
 		t.Fatal("token not refilled after 20 s")
 	}
 	if l.Allow("a") {
 		t.Fatal("more than one token after 20 s")
 	}
-	c.Add(time.Hour)
+	c.Advance(time.Hour)
 	for i := 0; i < 3; i++ {
 		if !l.Allow("a") {
 			t.Fatalf("bucket not refilled to the burst after an hour (action %d)", i)
@@ -54,14 +45,14 @@ func TestBurstThenRefill(t *testing.T) {
 }
 
 func TestPruneAndUnlimited(t *testing.T) {
-	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	c := clocktest.New(time.Unix(1_700_000_000, 0))
 	l := New(2, c.Now)
 	l.Allow("x")
 	l.Allow("y")
 	if l.Len() != 2 {
 		t.Fatalf("tracked %d keys, want 2", l.Len())
 	}
-	c.Add(2 * time.Minute)
+	c.Advance(2 * time.Minute)
 	l.Allow("z")
 	if l.Len() != 1 {
 		t.Fatalf("after prune tracked %d keys, want 1", l.Len())

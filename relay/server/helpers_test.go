@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/nbd-wtf/go-nostr/nip59"
 
 	"pow.do/shared/blossom"
+	"pow.do/shared/clocktest"
 )
 
 type key struct{ sk, pk string }
@@ -50,18 +50,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// fakeClock is an injectable clock for sweeper tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type fakeClock = clocktest.Clock
 
 // start runs a real server on 127.0.0.1:0 with dataDir (a fresh one when empty).
 func start(t testing.TB, dataDir string, mod func(*Config)) *Server {

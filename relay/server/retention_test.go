@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nbd-wtf/go-nostr"
+
+	"pow.do/shared/clocktest"
 )
 
 // metric returns the value of one series line of /metrics ("" when absent).
@@ -23,7 +25,7 @@ func metric(t *testing.T, s *Server, series string) string {
 }
 
 func TestRetentionAndQuotaWithInjectedClock(t *testing.T) {
-	clock := &fakeClock{t: time.Now()}
+	clock := clocktest.New(time.Now())
 	s := start(t, "", func(c *Config) {
 		c.Now = clock.Now
 		c.BlobTTL = 7 * 24 * time.Hour
@@ -43,7 +45,7 @@ func TestRetentionAndQuotaWithInjectedClock(t *testing.T) {
 		if a := upload(t, s, &worker, b); a.status != 201 {
 			t.Fatal(a)
 		}
-		clock.Add(time.Minute)
+		clock.Advance(time.Minute)
 	}
 	// The background sweep reports through the metric once it is done.
 	deadline := time.Now().Add(wait)
@@ -73,7 +75,7 @@ func TestRetentionAndQuotaWithInjectedClock(t *testing.T) {
 	}
 
 	// A day and a bit later the old wrap has outlived the 3-day TTL, the fresh one not.
-	clock.Add(25 * time.Hour)
+	clock.Advance(25 * time.Hour)
 	r, err := s.Sweep(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +89,7 @@ func TestRetentionAndQuotaWithInjectedClock(t *testing.T) {
 	}
 
 	// Past the blob TTL both remaining blobs go; GET answers 404.
-	clock.Add(7 * 24 * time.Hour)
+	clock.Advance(7 * 24 * time.Hour)
 	r, err = s.Sweep(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,19 +13,10 @@ import (
 
 	"pow.do/relay/access"
 	"pow.do/relay/blobstore"
+	"pow.do/shared/clocktest"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
+type clock = clocktest.Clock
 
 func wrap(t *testing.T, kind int, createdAt time.Time) *nostr.Event {
 	t.Helper()
@@ -62,7 +52,7 @@ func TestRetentionQuotaAndWrapTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Unix(1_800_000_000, 0)
-	c := &clock{t: start}
+	c := clocktest.New(start)
 	acc, err := access.Open(filepath.Join(dir, "access.json"), access.Options{Now: c.Now})
 	if err != nil {
 		t.Fatal(err)

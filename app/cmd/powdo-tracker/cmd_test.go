@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -114,16 +115,22 @@ func TestStatusReadsTheLastReport(t *testing.T) {
 		State: engineapi.State{Running: true, ElapsedSeconds: 75, Source: engineapi.SourceBuiltin,
 			Segment: &engineapi.Segment{Index: 3, RemainingSeconds: 12, ScreenshotsPlanned: 2, ScreenshotsTaken: 1}},
 		Today: []engineapi.SegmentView{{ID: "7", SessionID: "abc", Index: 2, Start: at, End: at.Add(time.Minute),
-			State: engineapi.SegmentRejected, Reason: "clock skew too large", Permanent: true}},
+			State: engineapi.SegmentRejected, Reason: "clock skew too large", Permanent: true},
+			{ID: "8", SessionID: "abc", Index: 3, Start: at.Add(time.Minute), End: at.Add(2 * time.Minute),
+				State: engineapi.SegmentHeld, Reason: engineapi.HeldReason}},
 	}
 	if err := writeSnapshot(dir, snap); err != nil {
 		t.Fatal(err)
 	}
 	out, _, code = call(t, nil, "", "status", "--data-dir", dir)
 	for _, want := range []string{"tracker live=false", "pid=42", "status running=true", "elapsed=75", "segment=3", "screenshots=1/2",
-		"segment session=abc index=2 state=rejected", `reason="clock skew too large" permanent=true`} {
+		"segment session=abc index=2 state=rejected", `reason="clock skew too large" permanent=true`,
+		"segment session=abc index=3 state=held", `active_seconds=0 reason="waiting for input after the segment to decide about idle time"`} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Fatalf("status output lacks %q:\n%s", want, out)
 		}
+	}
+	if regexp.MustCompile(`(?m)^segment .*state=held.*permanent`).MatchString(out) {
+		t.Fatalf("a held segment is printed with a rejection's permanent flag:\n%s", out)
 	}
 }
