@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"image"
-	"image/color"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 
 	"pow.do/app/activitywatch"
 	"pow.do/app/capture"
+	"pow.do/app/capture/capturetest"
 	"pow.do/app/segment"
 	"pow.do/shared/bundle"
 )
@@ -31,7 +31,7 @@ import (
 //	go test -run '^$' -bench SegmentPipeline ./app/engine/
 func BenchmarkSegmentPipeline(b *testing.B) {
 	display := benchXvfb(b)
-	paintRoot(b, display, desktopImage(1920, 1080))
+	paintRoot(b, display, capturetest.DesktopImage(1920, 1080))
 	x, err := capture.Open(display)
 	if err != nil {
 		b.Fatal(err)
@@ -107,66 +107,67 @@ func typicalActivity(start, end time.Time) activitywatch.Activity {
 	return segment.Clip(a, start, end)
 }
 
-// benchXvfb starts a 1920×1080 X server and returns its display name.
+// benchXvfb starts a 1920×1080 X server and returns its display name once it accepts
+// connections. -noreset keeps the server from resetting when its last client leaves
+// (paintRoot's connection): a reset drops the painted root and resets connections made
+// meanwhile ("connection reset by peer").
 func benchXvfb(b *testing.B) string {
 	b.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1920x1080x24", "-nolisten", "tcp")
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-noreset", "-screen", "0", "1920x1080x24", "-nolisten", "tcp")
 	cmd.ExtraFiles = []*os.File{w}
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("start Xvfb (apt-get install xvfb): %v", err)
 	}
 	w.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	b.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-exited
 	})
 	line, err := bufio.NewReader(r).ReadString('\n')
 	r.Close()
 	if err != nil {
 		b.Fatalf("Xvfb display number: %v", err)
 	}
-	return ":" + strings.TrimSpace(line)
+	display := ":" + strings.TrimSpace(line)
+	if err := waitForX(display, exited, 10*time.Second); err != nil {
+		b.Fatal(err)
+	}
+	return display
 }
 
-// desktopImage draws windows with lines of glyph-sized marks on a gradient, so JPEG
-// sizes are those of a real desktop rather than of a flat colour.
-func desktopImage(w, h int) *image.RGBA {
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			img.SetRGBA(x, y, color.RGBA{uint8(40 + 60*x/w), uint8(60 + 80*y/h), 140, 255})
-		}
-	}
-	r := rand.New(rand.NewPCG(42, 42))
-	fill := func(rc image.Rectangle, c color.RGBA) {
-		rc = rc.Intersect(img.Bounds())
-		for y := rc.Min.Y; y < rc.Max.Y; y++ {
-			for x := rc.Min.X; x < rc.Max.X; x++ {
-				img.SetRGBA(x, y, c)
+// waitForX polls a real X connection to display until the server completes a handshake
+// and answers a round trip, the server exits, or the deadline passes.
+func waitForX(display string, exited <-chan error, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		conn, err := xgb.NewConnDisplay(display)
+		if err == nil {
+			_, err = xproto.GetInputFocus(conn).Reply()
+			conn.Close()
+			if err == nil {
+				return nil
 			}
 		}
-	}
-	for i := 0; i < 4; i++ {
-		win := image.Rect(60+i*420, 50+i*90, 60+i*420+760, 50+i*90+700)
-		fill(win, color.RGBA{250, 250, 248, 255})
-		fill(image.Rect(win.Min.X, win.Min.Y, win.Max.X, win.Min.Y+28), color.RGBA{60, 63, 70, 255})
-		for y := win.Min.Y + 40; y+12 < win.Max.Y; y += 18 {
-			for x := win.Min.X + 12 + r.IntN(3)*24; x < win.Max.X-20 && r.IntN(40) != 0; {
-				gw := 4 + r.IntN(6)
-				ink := uint8(r.IntN(90))
-				fill(image.Rect(x, y+r.IntN(3), x+gw, y+12), color.RGBA{ink, ink, ink + 30, 255})
-				x += gw + 2
-			}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("X server %s not accepting connections after %s: %w", display, within, err)
+		}
+		select {
+		case werr := <-exited:
+			return fmt.Errorf("X server %s exited while starting: %v (last connect error: %w)", display, werr, err)
+		case <-tick.C:
 		}
 	}
-	return img
 }
 
-// paintRoot uploads img onto the root window in strips small enough for one request.
+// paintRoot shows img on the X server at display.
 func paintRoot(b *testing.B, display string, img *image.RGBA) {
 	b.Helper()
 	conn, err := xgb.NewConnDisplay(display)
@@ -174,29 +175,5 @@ func paintRoot(b *testing.B, display string, img *image.RGBA) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	root := xproto.Setup(conn).DefaultScreen(conn).Root
-	gc, err := xproto.NewGcontextId(conn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := xproto.CreateGCChecked(conn, gc, xproto.Drawable(root), 0, nil).Check(); err != nil {
-		b.Fatal(err)
-	}
-	w, h := img.Bounds().Dx(), img.Bounds().Dy()
-	const rows = 30
-	buf := make([]byte, 4*w*rows)
-	for y0 := 0; y0 < h; y0 += rows {
-		n := min(rows, h-y0)
-		for y := 0; y < n; y++ {
-			for x := 0; x < w; x++ {
-				p := img.Pix[(y0+y)*img.Stride+4*x:]
-				o := buf[4*(y*w+x):]
-				o[0], o[1], o[2], o[3] = p[2], p[1], p[0], 0 // BGRX
-			}
-		}
-		if err := xproto.PutImageChecked(conn, xproto.ImageFormatZPixmap, xproto.Drawable(root), gc,
-			uint16(w), uint16(n), 0, int16(y0), 0, 24, buf[:4*w*n]).Check(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	capturetest.PaintRoot(b, conn, xproto.Setup(conn).DefaultScreen(conn).Root, img)
 }

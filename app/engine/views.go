@@ -227,7 +227,8 @@ func (e *Engine) view(ctx context.Context, sess session.SessionRow, seg session.
 	}
 	switch seg.State {
 	case session.SegHeld:
-		v.State = engineapi.SegmentReviewing
+		// Not in review yet: idle time may still reach back over it.
+		v.State, v.Reason = engineapi.SegmentHeld, engineapi.HeldReason
 	case session.SegReviewing:
 		v.State = engineapi.SegmentReviewing
 		v.ReviewUntil = timePtr(seg.ReviewUntil)

@@ -180,12 +180,16 @@ func DefaultPolicy() Policy {
 type SegmentState string
 
 const (
+	SegmentHeld      SegmentState = "held"      // closed, held until input after it shows whether idle time reaches back over it; screenshots can be deleted
 	SegmentReviewing SegmentState = "reviewing" // in the review window; screenshots can be deleted
 	SegmentQueued    SegmentState = "queued"    // sealed in the outbox, waiting to be sent
 	SegmentSent      SegmentState = "sent"      // published; waiting for the DVM's receipt
 	SegmentAccepted  SegmentState = "accepted"  // the DVM accepted it (or already had it)
 	SegmentRejected  SegmentState = "rejected"  // the DVM refused it; Reason says why
 )
+
+// HeldReason is the Reason of a held segment.
+const HeldReason = "waiting for input after the segment to decide about idle time"
 
 // SegmentView is one segment in today's timeline.
 type SegmentView struct {
@@ -206,7 +210,8 @@ type SegmentView struct {
 	State         SegmentState `json:"state"`
 	// ReviewUntil is when the review window closes (State reviewing only).
 	ReviewUntil *time.Time `json:"review_until" ts_type:"string"`
-	// Reason and Permanent come from a rejecting receipt.
+	// Reason says why a segment is held (State held) or comes from a rejecting receipt
+	// (State rejected, with Permanent).
 	Reason    string `json:"reason,omitempty"`
 	Permanent bool   `json:"permanent,omitempty"`
 }

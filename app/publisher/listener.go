@@ -112,6 +112,12 @@ func (p *Publisher) listenOnce(ctx context.Context, relay string) error {
 					return err
 				}
 			}
+			// khatru runs the stored query before it registers the live listener: a wrap
+			// stored in between reaches neither. Our listener is registered before EOSE
+			// is sent, so one more pass over the same window now catches such a wrap.
+			if err := p.catchUp(ctx, c, filter); err != nil {
+				return err
+			}
 			live = true
 			moved = time.Now()
 			p.setRelay(relay, engineapi.EndpointConnected, "", false)
@@ -143,6 +149,25 @@ func (p *Publisher) listenOnce(ctx context.Context, relay string) error {
 				p.log.Error("outbox write failed", "err", err)
 			}
 		}
+	}
+}
+
+// catchUp reads the stored wraps of f once more, up to EOSE (processed ones are skipped).
+func (p *Publisher) catchUp(ctx context.Context, c *relayconn.Conn, f nostr.Filter) error {
+	sub, err := c.Subscribe(ctx, "catchup", f)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	for {
+		ev, eose, err := sub.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if eose {
+			return nil
+		}
+		p.handleWrap(ctx, *ev)
 	}
 }
 

@@ -253,7 +253,10 @@ func printSegment(w io.Writer, v engineapi.SegmentView) {
 	kv := []any{"session", v.SessionID, "index", v.Index, "state", v.State, "start", v.Start, "end", v.End,
 		"screenshots", v.Screenshots, "deleted", v.Deleted, "active_seconds", v.ActiveSeconds}
 	if v.Reason != "" {
-		kv = append(kv, "reason", v.Reason, "permanent", v.Permanent)
+		kv = append(kv, "reason", v.Reason)
+	}
+	if v.State == engineapi.SegmentRejected {
+		kv = append(kv, "permanent", v.Permanent)
 	}
 	line(w, "segment", kv...)
 }

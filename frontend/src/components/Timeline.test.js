@@ -82,6 +82,32 @@ describe("Timeline", () => {
     );
   });
 
+  it("shows a held segment as held, with why, and not as waiting for review", () => {
+    render(Timeline, {
+      segments: [
+        segment({
+          state: "held",
+          reason:
+            "waiting for input after the segment to decide about idle time",
+          review_until: null,
+        }),
+      ],
+      onreview: vi.fn(),
+    });
+    const row = rows()[0];
+    expect(row).toHaveAttribute("data-state", "held");
+    expect(within(row).getByText("Held · waiting for input")).toHaveClass(
+      "badge",
+      "state-held",
+    );
+    expect(row).toHaveTextContent(
+      "Held: waiting for input after the segment to decide about idle time.",
+    );
+    expect(row).not.toHaveTextContent("Waiting for review");
+    expect(row).not.toHaveTextContent("Reason:");
+    expect(within(row).queryByRole("button")).not.toBeInTheDocument();
+  });
+
   it("says a retryable rejection will be retried", () => {
     render(Timeline, {
       segments: [
