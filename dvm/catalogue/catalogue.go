@@ -56,8 +56,13 @@ type Config struct {
 	// Interval between polls of Kimai in Run (default 5 minutes).
 	Interval time.Duration
 	Notify   NotifyFunc
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// WorkerZones, if set, is given after every successful poll (so at start-up too) the
+	// IANA time zone of each active worker's Kimai user, by worker pubkey (e.g. for the
+	// work diary). Workers that are unmapped, or whose user Kimai did not list, are left
+	// out; it is not called when the DVM's account may not list users.
+	WorkerZones func(ctx context.Context, zones map[string]string)
+	Now         func() time.Time
+	Logger      *slog.Logger
 }
 
 // Service builds catalogues; it implements the daemon's CatalogueSource.
@@ -197,6 +202,9 @@ func (s *Service) Refresh(ctx context.Context) error {
 	if saveErr != nil {
 		return fmt.Errorf("catalogue: %w", saveErr)
 	}
+	if s.cfg.WorkerZones != nil && snap.users != nil {
+		s.cfg.WorkerZones(ctx, s.workerZones(ctx, snap, workers))
+	}
 
 	var notifyErrs []error
 	for _, d := range todo {
@@ -221,6 +229,40 @@ func (s *Service) Refresh(ctx context.Context) error {
 		}
 	}
 	return errors.Join(append(buildErrs, notifyErrs...)...)
+}
+
+// userLookup reads one Kimai user in full (GET /api/users/{id}). Kimai's user list
+// leaves the time zone out, so the catalogue asks for it per mapped user when the client
+// can; without it only zones the list carries are passed on.
+type userLookup interface {
+	User(ctx context.Context, id int64) (kimai.User, error)
+}
+
+// workerZones maps each active, mapped worker to their Kimai user's time zone.
+func (s *Service) workerZones(ctx context.Context, snap *snapshot, workers []store.Worker) map[string]string {
+	lookup, _ := s.cfg.Kimai.(userLookup)
+	zones := map[string]string{}
+	for _, w := range workers {
+		if !w.RemovedAt.IsZero() || w.KimaiUserID == 0 {
+			continue
+		}
+		u, ok := snap.users[w.KimaiUserID]
+		if !ok {
+			continue
+		}
+		if u.Timezone == "" && lookup != nil {
+			full, err := lookup.User(ctx, w.KimaiUserID)
+			if err != nil {
+				s.log.Warn("catalogue: read Kimai user's time zone", "user", w.KimaiUserID, "err", err)
+				continue
+			}
+			u = full
+		}
+		if u.Timezone != "" {
+			zones[w.Pubkey] = u.Timezone
+		}
+	}
+	return zones
 }
 
 // fetch reads what workers may book to: visible customers, their visible projects that

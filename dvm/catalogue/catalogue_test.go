@@ -26,6 +26,7 @@ import (
 	"pow.do/dvm/kimaiemu"
 	"pow.do/dvm/store"
 	"pow.do/dvm/store/sqlite"
+	"pow.do/shared/clocktest"
 	"pow.do/shared/proto"
 )
 
@@ -49,22 +50,7 @@ var (
 	carol = key("carol") // not mapped to a Kimai user
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type clock = clocktest.Clock
 
 // kimaiSwitch serves one emulator or another, so a test can change Kimai's data, or
 // answer 503 while "down".
@@ -164,7 +150,7 @@ func newEnv(t *testing.T, token string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, ctx: ctx, clock: &clock{t: t0}, kimai: ks, url: hs.URL, st: st,
+	e := &env{t: t, ctx: ctx, clock: clocktest.New(t0), kimai: ks, url: hs.URL, st: st,
 		n: &notices{got: map[string]proto.Catalogue{}, fail: map[string]int{}}}
 	e.policy = proto.Policy{SegmentSeconds: 300, Screenshots: 3, Blur: true, ReviewSeconds: 60, IdleSeconds: 120,
 		JPEGQuality: 70, MaxWidth: 1280}

@@ -276,8 +276,8 @@ var commonZones = []string{"UTC", "Europe/London", "Europe/Berlin", "Europe/Kyiv
 	"Australia/Sydney", "Pacific/Auckland", "Africa/Lagos"}
 
 // SetWorkerZone records a worker's time zone (an IANA name; "" forgets it), as a
-// reviewer can on the worker's page. The daemon may call it with a zone it learnt
-// elsewhere (e.g. the worker's Kimai user).
+// reviewer can on the worker's page. It is the reviewer's explicit choice and wins over
+// SetKimaiZones; zones learnt elsewhere go through SetKimaiZones instead.
 func (d *Diary) SetWorkerZone(pubkey, name string) error {
 	if !store.IsHex(pubkey, 64) {
 		return fmt.Errorf("diary: worker %q is not a 64-hex pubkey", clip(pubkey))
@@ -288,6 +288,25 @@ func (d *Diary) SetWorkerZone(pubkey, name string) error {
 		}
 	}
 	return d.zones.set(pubkey, name)
+}
+
+// SetKimaiZones replaces the time zones learnt from the workers' Kimai users (worker
+// pubkey -> IANA name). They are kept in memory only: the daemon feeds them at start-up
+// and after every catalogue poll. They apply to workers no reviewer has set a zone for;
+// unknown or malformed names are dropped.
+func (d *Diary) SetKimaiZones(zones map[string]string) {
+	m := make(map[string]string, len(zones))
+	for pk, name := range zones {
+		if !store.IsHex(pk, 64) {
+			continue
+		}
+		if _, err := loadZone(name); err != nil {
+			d.log.Warn("diary: ignoring Kimai time zone", "worker", pk, "err", err)
+			continue
+		}
+		m[pk] = name
+	}
+	d.zones.setLearnt(m)
 }
 
 func (d *Diary) setWorkerZone(w http.ResponseWriter, r *http.Request) {

@@ -24,7 +24,8 @@ type workerJSON struct {
 	KimaiUserID *int64            `json:"kimai_user_id"`
 	JoinedAt    *time.Time        `json:"joined_at"`
 	RemovedAt   *time.Time        `json:"removed_at"`
-	Zone        string            `json:"zone"` // set by a reviewer; "" = the diary's default
+	Zone        string            `json:"zone"`                 // set by a reviewer; "" = Kimai's or the diary's default
+	KimaiZone   string            `json:"kimai_zone,omitempty"` // the worker's Kimai user's zone, if known
 	Links       map[string]string `json:"links"`
 }
 
@@ -145,6 +146,7 @@ func (d *Diary) workerOut(w store.Worker, loc *time.Location) workerJSON {
 	return workerJSON{
 		Pubkey: w.Pubkey, Npub: npub(w.Pubkey), Name: w.Name, KimaiUserID: optID(w.KimaiUserID),
 		JoinedAt: optTime(w.JoinedAt, loc), RemovedAt: optTime(w.RemovedAt, loc), Zone: d.zones.get(w.Pubkey),
+		KimaiZone: d.zones.getLearnt(w.Pubkey),
 		Links: map[string]string{
 			"self": d.path("/api/v1/workers/" + w.Pubkey),
 			"days": d.path("/api/v1/workers/" + w.Pubkey + "/days"),

@@ -14,11 +14,14 @@ import (
 	_ "time/tzdata" // the zone database goes with the binary: servers may lack /usr/share/zoneinfo
 )
 
-// zoneStore keeps the time zone reviewers set for each worker, in a small JSON file.
+// zoneStore keeps the time zone reviewers set for each worker, in a small JSON file,
+// and, in memory only, the zones learnt from the workers' Kimai users (fed again at every
+// start and catalogue poll). A reviewer's explicit choice wins over Kimai's.
 type zoneStore struct {
-	path string
-	mu   sync.Mutex
-	m    map[string]string // worker pubkey -> IANA zone name
+	path   string
+	mu     sync.Mutex
+	m      map[string]string // worker pubkey -> IANA zone name, set by reviewers
+	learnt map[string]string // worker pubkey -> IANA zone name, from Kimai
 }
 
 func openZones(path string) (*zoneStore, error) {
@@ -46,6 +49,20 @@ func (z *zoneStore) get(worker string) string {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	return z.m[worker]
+}
+
+// getLearnt returns the zone learnt from the worker's Kimai user, or "".
+func (z *zoneStore) getLearnt(worker string) string {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.learnt[worker]
+}
+
+// setLearnt replaces every learnt zone.
+func (z *zoneStore) setLearnt(m map[string]string) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.learnt = m
 }
 
 // set records the worker's zone ("" forgets it) and writes the file atomically, mode 0600.
@@ -121,13 +138,15 @@ type zone struct {
 // Query is the query string selecting this zone ("tz=…").
 func (z zone) Query() string { return "tz=" + url.QueryEscape(z.Param) }
 
-// zoneFor reads the tz query parameter: "worker" (default), "UTC" or an IANA name.
+// zoneFor reads the tz query parameter: "worker" (default), "UTC" or an IANA name. The
+// worker's zone is the one a reviewer set, else their Kimai user's, else DefaultZone.
 func (d *Diary) zoneFor(param, worker string) (zone, error) {
 	switch {
 	case param == "" || param == "worker":
-		name := d.zones.get(worker)
-		if loc, err := loadZone(name); err == nil {
-			return zone{Loc: loc, Param: "worker", Name: name, Kind: "worker"}, nil
+		for _, name := range []string{d.zones.get(worker), d.zones.getLearnt(worker)} {
+			if loc, err := loadZone(name); err == nil {
+				return zone{Loc: loc, Param: "worker", Name: name, Kind: "worker"}, nil
+			}
 		}
 		return zone{Loc: d.opt.DefaultZone, Param: "worker", Name: d.opt.DefaultZone.String(), Kind: "worker"}, nil
 	case strings.EqualFold(param, "UTC"):

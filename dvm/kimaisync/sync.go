@@ -127,11 +127,19 @@ type syncPayload struct {
 	Session string `json:"session"`
 }
 
+// JobKey is the queue key of a session's sync job: pending syncs of one session coalesce.
+func JobKey(sessionID string) string { return OpSyncSession + ":" + sessionID }
+
+// SyncJob is the queue job that syncs the session; jobs of one worker run in order.
+// The operator's `powdo-dvm kimai retry` queues it too.
+func SyncJob(sessionID, worker string) store.Job {
+	payload, _ := json.Marshal(syncPayload{Session: sessionID})
+	return store.Job{Op: OpSyncSession, Group: worker, Key: JobKey(sessionID), Payload: payload}
+}
+
 // Enqueue queues a sync of the session (coalesced with a pending one) and wakes Run.
 func (s *Syncer) Enqueue(ctx context.Context, sessionID, worker string) error {
-	payload, _ := json.Marshal(syncPayload{Session: sessionID})
-	_, err := s.st.Enqueue(ctx, store.Job{Op: OpSyncSession, Group: worker, Key: OpSyncSession + ":" + sessionID,
-		Payload: payload})
+	_, err := s.st.Enqueue(ctx, SyncJob(sessionID, worker))
 	if err != nil {
 		return fmt.Errorf("queue Kimai sync of session %s: %w", sessionID, err)
 	}
@@ -214,10 +222,11 @@ func (s *Syncer) kimaiEnv(ctx context.Context) (kimaiEnv, error) {
 
 // Run processes the queue until ctx ends: at once when a hook queues work, and every
 // PollInterval for retries that came due and for sessions that fell silent. On start it
-// queues every open session, so work whose hook was lost is picked up.
+// queues every open session and every session with segments not yet in Kimai, so work
+// whose hook was lost (or whose enqueue failed) is picked up.
 func (s *Syncer) Run(ctx context.Context) error {
-	if err := s.enqueueOpen(ctx); err != nil {
-		s.log.Error("kimai sync: queue open sessions", "err", err)
+	if err := s.EnqueueStartup(ctx); err != nil {
+		s.log.Error("kimai sync: queue sessions at start", "err", err)
 	}
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
@@ -237,12 +246,33 @@ func (s *Syncer) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Syncer) enqueueOpen(ctx context.Context) error {
+// unsyncedLister is the optional store query (store.KimaiQueueAdmin has it) for sessions
+// whose segments are not all in Kimai; without it only open sessions are queued at start.
+type unsyncedLister interface {
+	UnsyncedSessions(ctx context.Context) ([]store.Session, error)
+}
+
+// EnqueueStartup queues a sync of every open session and, if the store can list them,
+// of every session with segments still pending for Kimai (stopped ones included). A
+// session whose job died is queued afresh too: a restart is a natural retry point.
+func (s *Syncer) EnqueueStartup(ctx context.Context) error {
 	open, err := s.st.OpenSessions(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("list open sessions: %w", err)
 	}
+	if l, ok := s.st.(unsyncedLister); ok {
+		unsynced, err := l.UnsyncedSessions(ctx)
+		if err != nil {
+			return fmt.Errorf("list unsynced sessions: %w", err)
+		}
+		open = append(open, unsynced...)
+	}
+	seen := map[string]bool{}
 	for _, o := range open {
+		if seen[o.ID] {
+			continue
+		}
+		seen[o.ID] = true
 		if err := s.Enqueue(ctx, o.ID, o.Worker); err != nil {
 			return err
 		}

@@ -151,3 +151,29 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	}
 	return nil
 }
+
+// parseInterspersed parses args whose flags may come before, between or after the
+// positional arguments (a subcommand and its operands), and returns those in order.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for rest := args; ; {
+		if err := parseFlags(fs, rest); err != nil {
+			return nil, err
+		}
+		rest = fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos, rest = append(pos, rest[0]), rest[1:]
+	}
+}
+
+// appendUsage makes the flag set's usage end with text (the subcommands).
+func appendUsage(fs *flag.FlagSet, text string) {
+	usage := fs.Usage
+	fs.Usage = func() {
+		usage()
+		fmt.Fprintln(fs.Output())
+		fmt.Fprintln(fs.Output(), text)
+	}
+}

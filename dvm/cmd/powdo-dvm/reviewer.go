@@ -28,25 +28,17 @@ func init() {
 		summary: "manage work-diary reviewer accounts: add (password from stdin or a prompt), remove, list",
 		run:     runReviewer,
 	})
-	// The work diary rides on `powdo-dvm run`'s HTTP server (--listen), at its root.
-	daemonPlugins = append(daemonPlugins, mountDiary)
 }
 
-// mountDiary serves the work diary on the daemon's mux; /healthz, /readyz and /metrics
-// keep their own, more specific, routes.
-func mountDiary(ctx context.Context, d *daemon.Daemon, cfg daemon.Config, st store.Store) error {
-	sk, err := daemon.ReadKey(cfg.KeyFile)
-	if err != nil {
-		return err
-	}
-	h := diary.New(st, diary.Options{
+// openDiary opens the work diary that `powdo-dvm run` serves; its exports are signed with
+// the DVM key.
+func openDiary(cfg daemon.Config, sk string, st store.Store) (*diary.Diary, error) {
+	return diary.Open(st, diary.Options{
 		CacheDir:   filepath.Join(cfg.DataDir, "diary"),
 		SecretKey:  sk,
 		TrustProxy: os.Getenv("POWDO_DVM_TRUST_PROXY") == "1",
 		Log:        cfg.Logger(stderr),
 	})
-	d.Mux().Handle("/", h)
-	return nil
 }
 
 const reviewerUsage = `subcommands:
@@ -61,22 +53,10 @@ func runReviewer(ctx context.Context, args []string) error {
 	fs := newFlagSet("reviewer")
 	config := fs.String("config", "", "JSON configuration `file` to read data_dir from (env POWDO_DVM_CONFIG)")
 	dataDir := fs.String("data-dir", "", "data `dir`ectory (env POWDO_DVM_DATA_DIR; default /var/lib/powdo-dvm)")
-	usage := fs.Usage
-	fs.Usage = func() {
-		usage()
-		fmt.Fprintln(fs.Output())
-		fmt.Fprintln(fs.Output(), reviewerUsage)
-	}
-	var pos []string
-	for rest := args; ; {
-		if err := parseFlags(fs, rest); err != nil {
-			return err
-		}
-		rest = fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		pos, rest = append(pos, rest[0]), rest[1:]
+	appendUsage(fs, reviewerUsage)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	if len(pos) == 0 {
 		return usageError{"name a subcommand: add, remove or list"}

@@ -13,7 +13,6 @@ import (
 	"pow.do/dvm/daemon"
 	"pow.do/dvm/kimai"
 	"pow.do/dvm/kimaisync"
-	"pow.do/dvm/store"
 	"pow.do/dvm/store/sqlite"
 	"pow.do/shared/proto"
 )
@@ -25,10 +24,6 @@ func init() {
 		run:     runDaemon,
 	})
 }
-
-// daemonPlugins lets other files of this command add to the daemon before it starts
-// (e.g. the work diary mounting its handler on d.Mux()). Append from an init function.
-var daemonPlugins []func(ctx context.Context, d *daemon.Daemon, cfg daemon.Config, st store.Store) error
 
 func runDaemon(ctx context.Context, args []string) error {
 	fs := newFlagSet("run")
@@ -46,7 +41,8 @@ func runDaemon(ctx context.Context, args []string) error {
 	log := cfg.Logger(stderr)
 	slog.SetDefault(log)
 	// Refuse a bad key before touching the data directory.
-	if _, err := daemon.ReadKey(cfg.KeyFile); err != nil {
+	sk, err := daemon.ReadKey(cfg.KeyFile)
+	if err != nil {
 		return err
 	}
 	db, err := sqlite.Open(cfg.DataDir, sqlite.WithLogger(log))
@@ -54,6 +50,10 @@ func runDaemon(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
+	dia, err := openDiary(cfg, sk, db)
+	if err != nil {
+		return err
+	}
 
 	opts := daemon.Options{Store: db, Logger: log}
 	var d *daemon.Daemon
@@ -89,6 +89,8 @@ func runDaemon(ctx context.Context, args []string) error {
 				}
 				return d.NotifyCatalogue(ctx, worker, c)
 			},
+			// Every poll (the first at start-up) tells the work diary each worker's Kimai zone.
+			WorkerZones: func(_ context.Context, zones map[string]string) { dia.SetKimaiZones(zones) },
 		})
 		if err != nil {
 			return err
@@ -103,10 +105,8 @@ func runDaemon(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, plug := range daemonPlugins {
-		if err := plug(ctx, d, cfg, db); err != nil {
-			return err
-		}
-	}
+	// The work diary rides on the daemon's HTTP server (--listen), at its root; /healthz,
+	// /readyz and /metrics keep their own, more specific, routes.
+	d.Mux().Handle("/", dia)
 	return d.Run(ctx)
 }

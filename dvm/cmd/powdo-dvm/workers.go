@@ -37,23 +37,10 @@ func runWorkers(ctx context.Context, args []string) error {
 	fs := newFlagSet("workers")
 	flags := daemon.RegisterFlags(fs, false)
 	all := fs.Bool("all", false, "list: include removed workers")
-	usage := fs.Usage
-	fs.Usage = func() {
-		usage()
-		fmt.Fprintln(fs.Output())
-		fmt.Fprintln(fs.Output(), workersUsage)
-	}
-	// Flags may come before, between or after the subcommand and its arguments.
-	var pos []string
-	for rest := args; ; {
-		if err := parseFlags(fs, rest); err != nil {
-			return err
-		}
-		rest = fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		pos, rest = append(pos, rest[0]), rest[1:]
+	appendUsage(fs, workersUsage)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	if len(pos) == 0 {
 		return usageError{"name a subcommand: list, remove or map"}
