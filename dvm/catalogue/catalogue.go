@@ -29,6 +29,8 @@ type Kimai interface {
 	Projects(ctx context.Context, f kimai.ProjectFilter) ([]kimai.Project, error)
 	Activities(ctx context.Context, f kimai.ActivityFilter) ([]kimai.Activity, error)
 	Users(ctx context.Context, vis kimai.Visibility) ([]kimai.User, error)
+	// User reads one user in full: Kimai's user list leaves the time zone out.
+	User(ctx context.Context, id int64) (kimai.User, error)
 }
 
 // Roster is the part of the store the catalogue reads.
@@ -231,16 +233,8 @@ func (s *Service) Refresh(ctx context.Context) error {
 	return errors.Join(append(buildErrs, notifyErrs...)...)
 }
 
-// userLookup reads one Kimai user in full (GET /api/users/{id}). Kimai's user list
-// leaves the time zone out, so the catalogue asks for it per mapped user when the client
-// can; without it only zones the list carries are passed on.
-type userLookup interface {
-	User(ctx context.Context, id int64) (kimai.User, error)
-}
-
 // workerZones maps each active, mapped worker to their Kimai user's time zone.
 func (s *Service) workerZones(ctx context.Context, snap *snapshot, workers []store.Worker) map[string]string {
-	lookup, _ := s.cfg.Kimai.(userLookup)
 	zones := map[string]string{}
 	for _, w := range workers {
 		if !w.RemovedAt.IsZero() || w.KimaiUserID == 0 {
@@ -250,8 +244,8 @@ func (s *Service) workerZones(ctx context.Context, snap *snapshot, workers []sto
 		if !ok {
 			continue
 		}
-		if u.Timezone == "" && lookup != nil {
-			full, err := lookup.User(ctx, w.KimaiUserID)
+		if u.Timezone == "" {
+			full, err := s.cfg.Kimai.User(ctx, w.KimaiUserID)
 			if err != nil {
 				s.log.Warn("catalogue: read Kimai user's time zone", "user", w.KimaiUserID, "err", err)
 				continue

@@ -2,32 +2,12 @@ package catalogue_test
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"sync"
 	"testing"
 
-	"pow.do/dvm/catalogue"
-	"pow.do/dvm/kimai"
 	"pow.do/dvm/kimaiemu"
 )
-
-// userDetail adds GET /api/users/{id} to the Kimai client, answered from the emulator's
-// own user records: Kimai's user list has no time zone, and neither the client nor the
-// emulator has the per-user endpoint yet.
-type userDetail struct {
-	catalogue.Kimai
-	emu func() *kimaiemu.Server
-}
-
-func (u userDetail) User(_ context.Context, id int64) (kimai.User, error) {
-	for _, x := range u.emu().Users() {
-		if x.ID == id {
-			return kimai.User{ID: x.ID, Username: x.Username, Timezone: x.Timezone}, nil
-		}
-	}
-	return kimai.User{}, fmt.Errorf("user %d: not found", id)
-}
 
 // zoneFeed records what WorkerZones was given.
 type zoneFeed struct {
@@ -55,7 +35,6 @@ func TestWorkerZonesFollowKimaiUsers(t *testing.T) {
 	e := newEnv(t, "demo-dvm-token")
 	zf := &zoneFeed{}
 	e.cfg.WorkerZones = zf.feed
-	e.cfg.Kimai = userDetail{Kimai: e.cfg.Kimai, emu: e.kimai.cur.Load}
 	svc := e.service()
 	if err := svc.Refresh(e.ctx); err != nil {
 		t.Fatal(err)

@@ -264,6 +264,16 @@ func (c *Client) Me(ctx context.Context) (User, error) {
 	return w.user(), nil
 }
 
+// User returns one Kimai user's entity, which (unlike the list) carries the time zone.
+// Reading anyone but oneself needs view_user.
+func (c *Client) User(ctx context.Context, id int64) (User, error) {
+	var w userWire
+	if _, err := c.call(ctx, http.MethodGet, fmt.Sprintf("/api/users/%d", id), nil, nil, &w); err != nil {
+		return User{}, err
+	}
+	return w.user(), nil
+}
+
 // Location is the authenticated Kimai user's time zone, in which Kimai
 // reads every local date-time the client sends. It is fetched once and
 // cached for the client's lifetime.

@@ -127,6 +127,27 @@ func TestAuthErrorsAreTypedAndPermanent(t *testing.T) {
 	}
 }
 
+// The user list leaves the time zone out; one user's entity carries it.
+func TestUserEntityCarriesTimezone(t *testing.T) {
+	f := startEmulator(t, nil)
+	ctx := context.Background()
+	admin := f.client(t, "demo-admin-token")
+	u, err := admin.User(ctx, 4)
+	if err != nil || u.Username != "bob" || u.Timezone != "America/Bogota" {
+		t.Fatalf("user 4: %+v %v", u, err)
+	}
+	if e := apiError(t, func() error { _, err := admin.User(ctx, 999); return err }()); e.Status != 404 || e.Temporary() {
+		t.Fatalf("unknown user: %+v", e)
+	}
+	alice := f.client(t, "demo-alice-token")
+	if u, err := alice.User(ctx, 3); err != nil || u.Timezone != "Pacific/Tongatapu" {
+		t.Fatalf("own entity: %+v %v", u, err)
+	}
+	if e := apiError(t, func() error { _, err := alice.User(ctx, 4); return err }()); e.Status != 403 {
+		t.Fatalf("someone else's entity without view_user: %+v", e)
+	}
+}
+
 func TestCatalogue(t *testing.T) {
 	f := startEmulator(t, nil)
 	ctx := context.Background()

@@ -28,6 +28,22 @@ func (s *Server) handleMe(w http.ResponseWriter, _ *http.Request, rc *reqCtx) {
 	writeJSON(w, http.StatusOK, s.userEntity(rc.user))
 }
 
+// handleUserGet is Kimai's profile view: one's own entity always, anyone else's only
+// with view_user; an unknown id is 404 only to those who may look.
+func (s *Server) handleUserGet(w http.ResponseWriter, _ *http.Request, rc *reqCtx) {
+	if rc.id != rc.user.ID && !s.can(rc.user, PermViewUser) {
+		forbidden(w)
+		return
+	}
+	for _, u := range s.users {
+		if u.ID == rc.id {
+			writeJSON(w, http.StatusOK, s.userEntity(u))
+			return
+		}
+	}
+	notFound(w)
+}
+
 func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	if !s.can(rc.user, PermViewUser) {
 		forbidden(w)

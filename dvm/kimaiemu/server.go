@@ -246,6 +246,7 @@ func (s *Server) routes() []route {
 		{"GET", []string{"api", "version"}, s.handleVersion},
 		{"GET", []string{"api", "users", "me"}, s.handleMe},
 		{"GET", []string{"api", "users"}, s.handleUsers},
+		{"GET", []string{"api", "users", ":id"}, s.handleUserGet},
 		{"GET", []string{"api", "config", "timesheet"}, s.handleTimesheetConfig},
 		{"GET", []string{"api", "customers"}, s.handleCustomers},
 		{"GET", []string{"api", "projects"}, s.handleProjects},
