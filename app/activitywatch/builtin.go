@@ -103,8 +103,13 @@ func (b *Builtin) Poll() error {
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if werr == nil && w.ID != 0 {
+	switch {
+	case werr == nil && w.ID != 0:
 		b.heartbeat(&b.window, now, map[string]any{"app": w.App, "title": w.Title})
+	case werr == nil || errors.Is(werr, capture.ErrNoActiveWindow):
+		// aw-watcher-window records "unknown" when nothing has focus (a bare desktop,
+		// no window manager), so time there still counts as active when not afk.
+		b.heartbeat(&b.window, now, map[string]any{"app": "unknown", "title": "unknown"})
 	}
 	if ierr == nil {
 		b.afkSample(now, idle)

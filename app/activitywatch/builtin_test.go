@@ -289,6 +289,35 @@ func TestBuiltinPollErrorsAndRetention(t *testing.T) {
 	}
 }
 
+// With nothing focused the watcher does what aw-watcher-window does: the time is "unknown"
+// window time, active while the worker is not afk.
+func TestBuiltinNoFocusedWindowIsUnknown(t *testing.T) {
+	d := &fakeDesk{now: t0, lastInput: t0}
+	b := NewBuiltin(d, d, BuiltinConfig{AFKThreshold: 30 * time.Second, Now: d.Now})
+	for s := 0; s <= 60; s++ {
+		d.now = t0.Add(time.Duration(s) * time.Second)
+		d.lastInput = d.now
+		if err := b.Poll(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := b.Window(t0, t0.Add(time.Minute))
+	if len(w) != 1 || w[0].Data["app"] != "unknown" || w[0].Data["title"] != "unknown" {
+		t.Fatalf("window events with nothing focused: %v", spans(w))
+	}
+	if got := ActiveTime(w, b.AFK(t0, t0.Add(time.Minute)), DefaultPulsetime); got < 55*time.Second {
+		t.Fatalf("active %v in a minute of input with nothing focused", got)
+	}
+	d.winErr = errors.New("X connection lost")
+	d.now = d.now.Add(time.Second)
+	if err := b.Poll(); err == nil {
+		t.Fatal("a failing window query was not reported")
+	}
+	if got := b.Window(t0, d.now.Add(time.Second)); got[len(got)-1].End().After(t0.Add(time.Minute)) {
+		t.Fatalf("a failing window query was recorded as unknown: %v", spans(got))
+	}
+}
+
 func TestBuiltinRun(t *testing.T) {
 	d := &fakeDesk{now: t0, lastInput: t0, window: code}
 	var mu sync.Mutex
